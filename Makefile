@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Each installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo
+BUNDLE ?= bundles/pix2pix_ngf
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+# torch is pinned to the CPU build first: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(PY) scripts/demo.py --out $(DEMO_DIR)
+
+test: install
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(PY) -m ruff check custom tests scripts
+	$(PY) -m black --check --line-length 120 custom tests scripts
+
+format: install
+	$(PY) -m ruff check --fix custom tests scripts
+	$(PY) -m black --line-length 120 custom tests scripts
+
+bench: install
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,6 @@
+"""Data preparation and validation: datalists (``datalist``), DICOM conversion (``dicom``), dataset checks (``check``)
+and the synthetic demo data (``demo``).
+
+Nothing is imported here so that ``import custom.data`` stays light; import the submodules directly, e.g.
+``from custom.data.datalist import load_datalist``.
+"""

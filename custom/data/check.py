@@ -1,0 +1,261 @@
+"""Dataset checks before training: every problem of every case, reported at once as a (file, problem) table.
+
+Command line: ``python -m custom check --datalist F [--eight-bit]`` prints the table (or ``OK: N cases, no
+problems``) and exits with 1 if there is any problem. Training and inference call :func:`assert_valid_items`.
+
+Per case (:func:`check_case`; keys ``image`` = MR, ``label`` = CT, ``mask``, any may be absent):
+
+- missing or unreadable file, or not a 3D volume (2D slice for 8-bit ``paired2d`` data), through
+  :func:`custom.io.read_image` (the reader the bundles use);
+- NaN or infinite values; a constant MR or CT (blank image);
+- CT or mask shape different from the MR's (the CT is the reference for the mask without an MR);
+- geometry different from the MR's: the 4x4 affine ``A = [[D diag(s), o], [0, 1]]`` is split into the origin
+  ``o`` (tolerance ``atol_mm``), the voxel spacing ``s`` = column norms (``atol_mm``) and the direction cosines
+  ``D`` (``atol_dir``). A direction difference is reported with the axis codes of both images
+  (``nibabel.aff2axcodes``, e.g. RAS vs LPS for a flipped volume) or as an oblique rotation when the codes agree;
+- an empty mask (no voxel > 0);
+- a CT not in Hounsfield units (max < 300 HU or min > -500 HU: no bone or no air), unless ``eight_bit``.
+
+Over a datalist (:func:`check_datalist`): every split (``training``, ``validation``, ``test``, and the
+``*_mr``/``*_ct`` lists of the unpaired layout), plus items without any image key, and the same case, subject or
+file in two splits (data leakage between training and evaluation).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from custom.io import InputError, read_image
+
+__all__ = ["check_case", "check_items", "check_datalist", "check_command", "assert_valid_items", "format_table"]
+
+IMAGE_KEYS = ("image", "label", "mask")
+_NAMES = {"image": "MR", "label": "CT", "mask": "mask"}
+HU_MAX_AT_LEAST = 300.0  # bone
+HU_MIN_AT_MOST = -500.0  # air
+
+Problem = tuple[str, str]
+
+
+def _strip(path: str, message: str) -> str:
+    """``InputError`` messages start with the file name: the table has its own column for it."""
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _fmt(values: Iterable[float], digits: int = 4) -> str:
+    return "(" + ", ".join(f"{v:.{digits}g}" for v in values) + ")"
+
+
+def _geometry(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(origin, spacing, direction)`` of a 4x4 affine; spacing = column norms, direction = normalised columns."""
+    linear = np.asarray(affine, dtype=np.float64)[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    direction = linear / np.where(spacing > 0, spacing, 1.0)[None, :]
+    return np.asarray(affine, dtype=np.float64)[:3, 3], spacing, direction
+
+
+def _axcodes(affine: np.ndarray) -> str:
+    import nibabel as nib
+
+    try:
+        return "".join(c or "?" for c in nib.aff2axcodes(affine))
+    except Exception:  # degenerate affine
+        return "???"
+
+
+def _compare_geometry(
+    path: str, affine: np.ndarray, ref_affine: np.ndarray, ref_name: str, atol_mm: float, atol_dir: float
+) -> list[Problem]:
+    problems = []
+    origin, spacing, direction = _geometry(affine)
+    r_origin, r_spacing, r_direction = _geometry(ref_affine)
+    d = float(np.max(np.abs(origin - r_origin)))
+    if d > atol_mm:
+        problems.append(
+            (path, f"origin {_fmt(origin)} mm differs from the {ref_name}'s {_fmt(r_origin)} mm by up to {d:.3g} mm")
+        )
+    d = float(np.max(np.abs(spacing - r_spacing)))
+    if d > atol_mm:
+        problems.append((path, f"voxel spacing {_fmt(spacing)} mm differs from the {ref_name}'s {_fmt(r_spacing)} mm"))
+    d = float(np.max(np.abs(direction - r_direction)))
+    if d > atol_dir:
+        codes, r_codes = _axcodes(affine), _axcodes(ref_affine)
+        if codes != r_codes:
+            problems.append(
+                (path, f"orientation {codes} differs from the {ref_name}'s {r_codes} (axes flipped or swapped)")
+            )
+        else:
+            problems.append(
+                (
+                    path,
+                    f"direction cosines differ from the {ref_name}'s by up to {d:.3g} (both {codes}: rotated, "
+                    "e.g. oblique acquisition; resample one onto the other)",
+                )
+            )
+    return problems
+
+
+def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_dir: float = 1e-4) -> list[Problem]:
+    """All the problems of one datalist item ``{"image": MR, "label": CT, "mask": mask}`` (any key may be absent).
+
+    Args:
+        item: datalist item with absolute paths (or relative to the working folder).
+        eight_bit: 8-bit 2D slices (PNG): expect 2D images and no HU values.
+        atol_mm: tolerance on origin and voxel spacing, mm.
+        atol_dir: tolerance on the direction cosines.
+
+    Returns:
+        ``[(file, problem), ...]``, empty when the case is fine.
+    """
+    ndim = 2 if eight_bit else 3
+    problems: list[Problem] = []
+    loaded: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+    for key in IMAGE_KEYS:
+        if key not in item or item[key] is None:
+            continue
+        path = str(item[key])
+        try:
+            array, affine = read_image(path, ndim=ndim)
+        except InputError as e:
+            message = _strip(path, str(e))
+            if not eight_bit and "image is 2D" in message:
+                message += " (8-bit PNG slices: use --eight-bit or a paired2d datalist)"
+            problems.append((path, message))
+            continue
+        loaded[key] = (path, array, affine)
+        name = _NAMES[key]
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = array.size - int(finite.sum())
+            problems.append((path, f"{bad} NaN or infinite value(s) in the {name}"))
+        values = array[finite]
+        if key == "mask":
+            if not np.any(values > 0):
+                problems.append((path, "empty mask (no voxel > 0)"))
+            continue
+        if values.size and values.min() == values.max():
+            problems.append((path, f"constant {name} (every voxel = {values.min():g}): blank image?"))
+        elif key == "label" and not eight_bit and values.size:
+            lo, hi = float(values.min()), float(values.max())
+            if hi < HU_MAX_AT_LEAST or lo > HU_MIN_AT_MOST:
+                problems.append(
+                    (
+                        path,
+                        f"CT values in [{lo:.4g}, {hi:.4g}] do not look like Hounsfield units (expected air near "
+                        f"-1000 and bone above {HU_MAX_AT_LEAST:g}): normalised, shifted or 8-bit CT?",
+                    )
+                )
+    reference = "image" if "image" in loaded else "label"
+    if reference in loaded:
+        ref_path, ref_array, ref_affine = loaded[reference]
+        for key in IMAGE_KEYS:
+            if key == reference or key not in loaded:
+                continue
+            path, array, affine = loaded[key]
+            ref_name = _NAMES[reference]
+            if array.shape != ref_array.shape:
+                problems.append(
+                    (path, f"shape {tuple(array.shape)} differs from the {ref_name}'s {tuple(ref_array.shape)}")
+                )
+            problems.extend(_compare_geometry(path, affine, ref_affine, ref_name, atol_mm, atol_dir))
+    return problems
+
+
+def check_items(items: Sequence[dict], eight_bit: bool = False, **tolerances: float) -> list[Problem]:
+    """:func:`check_case` over a list of items (problems of all items, in order)."""
+    problems: list[Problem] = []
+    for item in items:
+        problems.extend(check_case(item, eight_bit=eight_bit, **tolerances))
+    return problems
+
+
+def _leaks(path: str, data: dict, splits: list[str]) -> list[Problem]:
+    """The same file, case or subject in two splits of one domain (``training`` vs ``validation``, ``*_mr``...)."""
+    problems = []
+    domains: dict[str, list[str]] = {}
+    for split in splits:
+        domains.setdefault(split.rsplit("_", 1)[1] if split.endswith(("_mr", "_ct")) else "", []).append(split)
+    for group in domains.values():
+        for field, what in (("subject", "subject"), ("case", "case")):
+            seen: dict[str, str] = {}
+            for split in group:
+                for value in sorted({str(it[field]) for it in data[split] if it.get(field) is not None}):
+                    if value in seen and seen[value] != split:
+                        problems.append((path, f"{what} {value} is in both {seen[value]} and {split} (data leakage)"))
+                    seen.setdefault(value, split)
+        for key in IMAGE_KEYS:
+            seen = {}
+            for split in group:
+                for file in sorted({os.path.normpath(it[key]) for it in data[split] if isinstance(it.get(key), str)}):
+                    if file in seen and seen[file] != split:
+                        problems.append((file, f"in both {seen[file]} and {split} (data leakage)"))
+                    seen.setdefault(file, split)
+    return problems
+
+
+def check_datalist(datalist_path: str | os.PathLike, eight_bit: bool | None = None) -> list[Problem]:
+    """All the problems of all the cases of every split of a datalist JSON, plus leakage between splits.
+
+    Args:
+        datalist_path: datalist JSON (paths absolute or relative to its folder).
+        eight_bit: 8-bit 2D slices; ``None``: the JSON's ``eight_bit`` (false when absent).
+
+    Raises:
+        InputError: the datalist itself is missing or not valid JSON.
+    """
+    from custom.data.datalist import datalist_splits, read_datalist
+
+    data = read_datalist(datalist_path)
+    if eight_bit is None:
+        eight_bit = bool(data.get("eight_bit", False))
+    splits = datalist_splits(data)
+    path = str(datalist_path)
+    problems: list[Problem] = []
+    if not any(data[s] for s in splits):
+        problems.append((path, "no cases (no non-empty list of items such as 'training')"))
+    for split in splits:
+        for n, item in enumerate(data[split]):
+            if not any(k in item for k in IMAGE_KEYS):
+                problems.append((path, f"item {n} of {split} has no 'image', 'label' or 'mask' key"))
+                continue
+            problems.extend(check_case(item, eight_bit=eight_bit))
+    problems.extend(_leaks(path, data, splits))
+    return problems
+
+
+def format_table(problems: Sequence[Problem]) -> str:
+    """Two aligned columns, ``FILE`` and ``PROBLEM``."""
+    width = max([len("FILE")] + [len(f) for f, _ in problems])
+    lines = [f"{'FILE':<{width}}  PROBLEM"] + [f"{f:<{width}}  {p}" for f, p in problems]
+    return "\n".join(lines)
+
+
+def check_command(datalist: str, eight_bit: bool | None = None) -> int:
+    """``python -m custom check --datalist F``: print every problem as a table; 0 if none, 1 otherwise."""
+    from custom.data.datalist import datalist_splits, read_datalist
+
+    problems = check_datalist(datalist, eight_bit=eight_bit)
+    data = read_datalist(datalist)
+    n_cases = sum(len(data[s]) for s in datalist_splits(data))
+    if not problems:
+        print(f"OK: {n_cases} cases, no problems")
+        return 0
+    files = len({f for f, _ in problems})
+    print(format_table(problems))
+    print(f"\n{len(problems)} problem(s) in {files} file(s); {n_cases} cases checked")
+    return 1
+
+
+def assert_valid_items(items: Sequence[dict], eight_bit: bool = False, what: str = "training") -> None:
+    """Raise ONE :class:`InputError` listing every problem of ``items`` (``file: problem``, one per line).
+
+    Training and inference call this first, so that a bad case stops the run before hours of work, not in the middle.
+    """
+    problems = check_items(items, eight_bit=eight_bit)
+    if problems:
+        lines = "\n".join(f"  {f}: {p}" for f, p in problems)
+        raise InputError(f"{what} data: {len(problems)} problem(s) in {len(items)} case(s):\n{lines}")

@@ -1,0 +1,143 @@
+"""Checkpoint handlers that write atomically and resume exactly.
+
+MONAI's ``CheckpointSaver`` writes in place (``atomic=False``) and names its files by epoch, so a run killed while
+writing can leave a truncated file and a restart has to find the newest one. These two handlers keep one file each,
+always written to a temporary file then renamed over the old one:
+
+- ``ResumableCheckpoint``: the whole training state (networks, optimizers, LR schedulers, the trainer's epoch and
+  iteration, the best-model saver's best value), saved every ``save_interval`` epochs and loaded at start when it
+  exists, so a killed run continues with the same epoch, optimizer and LR schedule.
+- ``BestModelSaver``: the model zoo's ``models/model.pt`` (``{"model": generator state dict}``), saved on the
+  evaluator whenever the key validation metric improves (lower is better by default, e.g. MAE in HU).
+
+Checkpoints are loaded with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint
+
+from custom.io import atomic_path
+
+__all__ = ["atomic_torch_save", "ResumableCheckpoint", "BestModelSaver"]
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = atomic_path(path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _state_dicts(objects: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: obj.state_dict() for name, obj in objects.items()}
+
+
+class ResumableCheckpoint:
+    """Save the full training state every ``save_interval`` epochs and resume from it at start.
+
+    Args:
+        save_path: checkpoint file, e.g. ``models/checkpoint_last.pt``.
+        save_dict: objects with ``state_dict``/``load_state_dict`` (networks, optimizers, schedulers, ...); the
+            engine the handler is attached to is added as ``"trainer"`` (its epoch and iteration).
+        save_interval: epochs between saves.
+        resume: load ``save_path`` at ``Events.STARTED`` when it exists.
+    """
+
+    def __init__(
+        self, save_path: str, save_dict: Mapping[str, Any], save_interval: int = 1, resume: bool = True
+    ) -> None:
+        if save_interval < 1:
+            raise ValueError(f"save_interval must be >= 1, got {save_interval}.")
+        if not save_dict:
+            raise ValueError("save_dict must name at least one object to save.")
+        self.save_path = str(save_path)
+        self.save_dict = dict(save_dict)
+        self.save_interval = save_interval
+        self.resume = resume
+
+    def attach(self, engine: Engine) -> None:
+        self.save_dict.setdefault("trainer", engine)
+        engine.add_event_handler(Events.STARTED, self.load)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save)
+        engine.add_event_handler(Events.COMPLETED, self.save)
+
+    def load(self, engine: Engine) -> None:
+        if not self.resume or not os.path.exists(self.save_path):
+            return
+        checkpoint = torch.load(self.save_path, map_location=engine.state.device, weights_only=True)
+        max_epochs = engine.state.max_epochs
+        Checkpoint.load_objects(to_load=self.save_dict, checkpoint=checkpoint, strict=True)
+        if max_epochs is not None and engine.state.epoch > max_epochs:
+            raise ValueError(
+                f"{self.save_path}: checkpoint is at epoch {engine.state.epoch}, beyond max_epochs={max_epochs}; "
+                "raise --epochs to train further, or delete the checkpoint to start again."
+            )
+        engine.state.max_epochs = max_epochs  # the config's value wins, so a run can be extended
+        logger.info(f"Resumed from {self.save_path} at epoch {engine.state.epoch}.")
+
+    def save(self, engine: Engine) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.save_path)), exist_ok=True)
+        atomic_torch_save(_state_dicts(self.save_dict), self.save_path)
+
+
+class BestModelSaver:
+    """Save ``{"model": network.state_dict()}`` whenever the evaluator's key metric improves.
+
+    Attach to the evaluator. Its ``state_dict`` (best value and epoch) goes into the resumable checkpoint so that a
+    resumed run does not overwrite a better model with a worse one.
+
+    Args:
+        save_path: e.g. ``models/model.pt``.
+        network: the network whose weights are saved (the generator).
+        metric_name: key in ``engine.state.metrics``; default the evaluator's key metric.
+        mode: ``"min"`` (lower is better, e.g. MAE) or ``"max"``.
+    """
+
+    def __init__(self, save_path: str, network: torch.nn.Module, metric_name: str | None = None, mode: str = "min"):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
+        self.save_path = str(save_path)
+        self.network = network
+        self.metric_name = metric_name
+        self.mode = mode
+        self.best_value = math.inf if mode == "min" else -math.inf
+        self.best_epoch = -1
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _improved(self, value: float) -> bool:
+        return value < self.best_value if self.mode == "min" else value > self.best_value
+
+    def __call__(self, engine: Engine) -> None:
+        name = self.metric_name or getattr(engine.state, "key_metric_name", None)
+        if name is None or name not in engine.state.metrics:
+            raise KeyError(f"BestModelSaver: metric {name!r} not in the evaluator's metrics {list(engine.state.metrics)}.")
+        value = float(engine.state.metrics[name])
+        if math.isfinite(value) and self._improved(value):
+            self.best_value, self.best_epoch = value, int(engine.state.epoch)
+            os.makedirs(os.path.dirname(os.path.abspath(self.save_path)), exist_ok=True)
+            atomic_torch_save({"model": self.network.state_dict()}, self.save_path)
+            logger.info(f"New best {name} = {value:.4f} at epoch {self.best_epoch}: saved {self.save_path}")
+
+    def state_dict(self) -> dict:
+        return {"best_value": self.best_value, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best_value = float(state["best_value"])
+        self.best_epoch = int(state["best_epoch"])

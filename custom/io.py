@@ -1,0 +1,194 @@
+"""Reading and writing images: one loader for every format the package accepts, and atomic writers.
+
+Every reader goes through MONAI's ``LoadImage`` so that the arrays and affines seen by the CLI tools (``check``,
+``evaluate``) are exactly those seen by the bundles' transforms: NIfTI through nibabel, MHA/NRRD/DICOM through ITK
+(affine converted to RAS, like NIfTI), PNG through PIL (8-bit 2D slices).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from monai.data import NibabelWriter, PILWriter
+from monai.transforms import LoadImage
+
+__all__ = [
+    "InputError",
+    "reader_for",
+    "read_image",
+    "atomic_path",
+    "write_nifti",
+    "write_png",
+    "AtomicNibabelWriter",
+    "AtomicPILWriter",
+    "case_of",
+    "sct_name_formatter",
+    "is_png",
+    "case_name",
+]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
+PNG_SUFFIXES = (".png",)
+# file names that say what an image is, not whose it is (SynthRAD: <ID>/mr.nii.gz)
+GENERIC_IMAGE_NAMES = ("mr", "mri", "image", "t1", "t2", "ct")
+
+
+class InputError(ValueError):
+    """Bad input data: the message names the file and the problem, and is meant to be shown as is."""
+
+
+def _lower(path: str | os.PathLike) -> str:
+    return str(path).lower()
+
+
+def is_png(path: str | os.PathLike) -> bool:
+    return _lower(path).endswith(PNG_SUFFIXES)
+
+
+def case_name(path: str | os.PathLike) -> str:
+    """File name without the image suffix (``.nii.gz`` counts as one suffix)."""
+    name = Path(path).name
+    for suffix in NIFTI_SUFFIXES[::-1] + ITK_SUFFIXES + PNG_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def reader_for(path: str | os.PathLike) -> str:
+    """Name of the MONAI reader for ``path``: a folder is a DICOM series (ITK)."""
+    p = _lower(path)
+    if os.path.isdir(path) or p.endswith(ITK_SUFFIXES):
+        return "ITKReader"
+    if p.endswith(NIFTI_SUFFIXES):
+        return "NibabelReader"
+    if p.endswith(PNG_SUFFIXES):
+        return "PILReader"
+    raise InputError(f"{path}: unsupported file type (expected .nii, .nii.gz, .mha, .mhd, .nrrd, .png or a DICOM folder)")
+
+
+def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image as ``(array, affine)``: a float array without channel dimension and its 4x4 RAS affine.
+
+    Args:
+        path: NIfTI, MHA/MHD/NRRD, PNG file or DICOM series folder.
+        ndim: if given, the number of spatial dimensions the image must have (3 for volumes, 2 for PNG slices).
+
+    Raises:
+        InputError: the file is missing, unreadable, has a channel/time dimension, or has the wrong ``ndim``.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
+    reader = reader_for(path)
+    try:
+        img = LoadImage(reader=reader, image_only=True, dtype=np.float32)(str(path))
+    except Exception as e:  # the readers raise many kinds of errors on corrupt files
+        raise InputError(f"{path}: unreadable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    array = np.asarray(img)
+    if reader == "PILReader" and array.ndim == 3:
+        # RGB(A) PNG of a grey image: keep one channel when they are equal, otherwise refuse.
+        if np.allclose(array[..., :3], array[..., :1]):
+            array = array[..., 0]
+    expected = ndim if ndim is not None else array.ndim
+    if array.ndim != expected or array.ndim not in (2, 3):
+        want = f"{expected}D" if ndim is not None else "2D or 3D"
+        raise InputError(f"{path}: image is {array.ndim}D with shape {tuple(array.shape)}, expected {want}")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if affine.shape != (4, 4):  # 2D images carry a 3x3 affine
+        full = np.eye(4)
+        full[:2, :2] = affine[:2, :2]
+        full[:2, 3] = affine[:2, 2]
+        affine = full
+    return array, affine
+
+
+def atomic_path(path: str | os.PathLike) -> str:
+    """A temporary file name beside ``path`` that keeps its suffix (nibabel picks compression from it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return tmp
+
+
+def _replace(tmp: str, path: str | os.PathLike) -> None:
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, dtype: Any = np.int16) -> str:
+    """Write ``array`` (spatial dims only) with ``affine`` as NIfTI, atomically (temp file + rename)."""
+    img = nib.Nifti1Image(np.asarray(array).astype(dtype), np.asarray(affine, dtype=np.float64))
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    tmp = atomic_path(path)
+    try:
+        nib.save(img, tmp)
+    except BaseException:
+        os.remove(tmp)
+        raise
+    _replace(tmp, path)
+    return str(path)
+
+
+def write_png(array: np.ndarray, path: str | os.PathLike) -> str:
+    """Write a 2D array as 8-bit PNG (values clipped to [0, 255]), atomically.
+
+    The array is indexed like MONAI's ``PILReader`` output (first axis = image x), so it is transposed back.
+    """
+    from PIL import Image
+
+    data = np.clip(np.rint(np.asarray(array, dtype=np.float64)), 0, 255).astype(np.uint8).T
+    tmp = atomic_path(path)
+    try:
+        Image.fromarray(data).save(tmp, format="PNG")
+    except BaseException:
+        os.remove(tmp)
+        raise
+    _replace(tmp, path)
+    return str(path)
+
+
+class _AtomicWriteMixin:
+    """Make a MONAI ``ImageWriter`` write to a temporary file and rename it, so a killed run leaves no half-written
+    image behind."""
+
+    def write(self, filename, verbose: bool = False, **obj_kwargs):
+        tmp = atomic_path(filename)
+        try:
+            super().write(tmp, verbose=verbose, **obj_kwargs)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        _replace(tmp, filename)
+
+
+class AtomicNibabelWriter(_AtomicWriteMixin, NibabelWriter):
+    """MONAI ``NibabelWriter``, atomic. Use as ``"writer": "$custom.io.AtomicNibabelWriter"`` in ``SaveImaged``."""
+
+
+class AtomicPILWriter(_AtomicWriteMixin, PILWriter):
+    """MONAI ``PILWriter`` (PNG), atomic."""
+
+
+def case_of(path: str | os.PathLike) -> str:
+    """Case id of an input image: its folder for SynthRAD-style ``<ID>/mr.nii.gz``, else its file name."""
+    name = case_name(path)
+    return Path(path).parent.name if name.lower() in GENERIC_IMAGE_NAMES else name
+
+
+def sct_name_formatter(metadict: dict, saver: Any) -> dict:
+    """``SaveImage`` name formatter giving ``<case>_<postfix><ext>`` (see ``case_of``) in the output folder."""
+    source = (metadict or {}).get("filename_or_obj", getattr(saver, "_data_index", 0))
+    return {"subject": case_of(str(source)), "idx": (metadict or {}).get("patch_index")}
