@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from custom.data.inputs import inference_items
-from custom.io import InputError, is_png
+from custom.io import InputError, case_of, is_png
 
 __all__ = ["infer_command", "run_bundle_inference"]
 
@@ -48,7 +48,8 @@ def run_bundle_inference(
             raise InputError(f"{f}: bundle config not found (is {bundle} a bundle folder?)")
     ext = ".png" if png else ".nii.gz"
     inputs = [p for item in items for p in (item.get("image"), item.get("mask")) if p]
-    written = [os.path.join(str(output), f"{item['case']}_sct{ext}") for item in items]
+    # the same naming as the bundle's SaveImaged (custom.io.sct_name_formatter)
+    written = [os.path.join(str(output), f"{case_of(item['image'])}_sct{ext}") for item in items]
     for out in written:
         if any(_same_file(out, p) for p in inputs):
             raise InputError(f"{out}: the output would overwrite an input; choose another --output folder")

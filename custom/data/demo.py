@@ -33,18 +33,19 @@ vitreous    5..15          50..90
 =========== ============== ============= ===============================================
 
 so the MR→CT map is not monotone (air and bone are both dark in MR; marrow is brighter than brain in MR but denser
-than it in CT). Then a Gaussian partial-volume blur (σ 0.45 voxel); CT gets Gaussian noise (σ 5-10 HU) and is stored as int16 HU;
-MR gets a smooth multiplicative bias field ``exp(b·f)`` (|b| ≤ 0.2) and Rician noise ``|S + n1 + i·n2|`` with
-``n1, n2 ~ N(0, σ²)`` (σ 8-15) and is stored as non-negative int16. The mask is the head (body) outline, sinuses
-included, as uint8. MR, CT and mask of a case share one affine: anisotropic spacing and an oblique direction (a 5-15°
-rotation about a random axis) with a non-zero origin; the anatomy is upright in world (RAS) space up to a small pose
-tilt, so it looks tilted in voxel space.
+than it in CT). Then a Gaussian partial-volume blur (σ 0.45 voxel); CT gets Gaussian noise (σ 5-10 HU) and is stored
+as int16 HU; MR gets a smooth multiplicative bias field ``exp(b·f)`` (b 0.1-0.2, f a unit-variance smooth field) and
+Rician noise ``|S + n1 + i·n2|`` with ``n1, n2 ~ N(0, σ²)`` (σ 8-15) and is stored as non-negative int16. The mask is
+the head (body) outline, sinuses included, as uint8. MR, CT and mask of a case share one affine: anisotropic spacing
+and an oblique direction (a 5-15° rotation about a random axis) with a non-zero origin; the anatomy is upright in
+world (RAS) space up to a small pose tilt, so it looks tilted in voxel space.
 
 Smooth random fields (skull thickness, cortical folding, texture, bias) are sums of random cosines
 ``sqrt(2/n) Σ cos(ω_k·q + φ_k)`` (random Fourier features, unit variance, wavelength set by |ω_k|): resolution
 independent and cheap. Every random number comes from ``numpy.random.default_rng([seed, case_index])`` in a fixed
 order and the NIfTI files are written by nibabel's deterministic gzip (no time stamp, no file name), so the same
-arguments give byte-identical files, and case ``k`` does not depend on how many cases are made.
+arguments give byte-identical files (on one platform and numpy version: float rounding of ``cos`` may differ
+elsewhere), and case ``k`` does not depend on how many cases are made.
 """
 
 from __future__ import annotations
@@ -192,19 +193,28 @@ def _surface_y(sdf, x: float, z: float, y_from: float, y_to: float) -> float:
 
 
 # -------------------------------------------------------------------------------------------------------- one case
-def _check_grid(shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, int, int], np.ndarray]:
-    if isinstance(shape, str):
-        shape = [s for s in re.split(r"[,x\s]+", shape.strip("()[] ")) if s]
-    if isinstance(spacing, str):
-        spacing = [s for s in re.split(r"[,x\s]+", spacing.strip("()[] ")) if s]
+def _numbers(name: str, value, kind: type) -> list:
+    """Three numbers from a sequence or a string like ``"96,96,48"`` / ``"2x2x3.5"``; InputError otherwise."""
+    items = [v for v in re.split(r"[,x\s]+", value.strip("()[] ")) if v] if isinstance(value, str) else value
     try:
-        shp = tuple(int(s) for s in shape)
-        spc = np.array([float(s) for s in spacing], dtype=np.float64)
+        numbers = [float(v) for v in items]
     except (TypeError, ValueError):
-        raise InputError(f"shape={shape!r}, spacing={spacing!r}: expected three integers and three numbers")
-    if len(shp) != 3 or min(shp) < 8 or max(shp) > 1024:
-        raise InputError(f"shape={shape!r}: expected three sizes between 8 and 1024 voxels")
-    if spc.shape != (3,) or not np.all(np.isfinite(spc)) or spc.min() <= 0:
+        numbers = []
+    if len(numbers) != 3 or not all(np.isfinite(numbers)) or (kind is int and any(v != int(v) for v in numbers)):
+        what = "integers" if kind is int else "numbers"
+        raise InputError(f"{name}={value!r}: expected three {what} (x, y, z)")
+    return [kind(v) for v in numbers]
+
+
+MAX_VOXELS = 256**3  # a demo does not need more; keeps the peak memory (about 20 float32 volumes) below ~1.5 GB
+
+
+def _check_grid(shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, int, int], np.ndarray]:
+    shp = tuple(_numbers("shape", shape, int))
+    if min(shp) < 8 or int(np.prod(shp)) > MAX_VOXELS:
+        raise InputError(f"shape={shape!r}: expected at least 8 voxels per axis and at most {MAX_VOXELS} in all")
+    spc = np.array(_numbers("spacing", spacing, float), dtype=np.float64)
+    if spc.min() <= 0:
         raise InputError(f"spacing={spacing!r}: expected three positive voxel sizes in mm")
     return shp, spc
 
@@ -304,8 +314,7 @@ def synthesize_case(
     labels[brain & (brain_d < gm_t)] = GM
     sulci = brain & (brain_d < u(7, 11)) & (np.abs(f.field(rng, 30.0)) < 0.12)
     labels[sulci] = CSF
-    bz = 0.5 * (zc + az - scalp - 6 + zb0 + slope * 0)  # mid-height of the supratentorial brain
-    v_z = bz + u(-4, 4)
+    v_z = 0.5 * (zc + az - scalp + zb0) - 3 + u(-4, 4)  # ventricles: about mid-height of the cerebrum
     for sgn in (-1, 1):  # deep grey nuclei, then lateral ventricles
         labels[brain & f.inside((sgn * u(14, 19), u(-6, 2), v_z - u(6, 10)), (u(8, 11), u(12, 16), u(8, 11)))] = GM
     for sgn in (-1, 1):
@@ -392,9 +401,9 @@ def _readme(cases: int, seed: int, shape: tuple[int, int, int], spacing: np.ndar
 NOT PATIENT DATA. Procedural phantoms from custom/data/demo.py, meant to run the tools and bundles end to end
 (e.g. `make demo`), not to benchmark or validate anything.
 
-Cases: {cases} ({case_id(0)}..{case_id(cases - 1)}), seed {seed}, grid {shape[0]}x{shape[1]}x{shape[2]} voxels
-of {spc} mm, oblique orientation. Layout as SynthRAD 2023 (Task 1): <ID>/mr.nii.gz, <ID>/ct.nii.gz, <ID>/mask.nii.gz,
-co-registered, one affine per case.
+Cases: {cases} ({case_id(0)}..{case_id(cases - 1)}), seed {seed}.
+Grid: {shape[0]}x{shape[1]}x{shape[2]} voxels of {spc} mm, oblique orientation, one affine per case.
+Layout as SynthRAD 2023 (Task 1): <ID>/mr.nii.gz, <ID>/ct.nii.gz, <ID>/mask.nii.gz, co-registered.
 
 - ct.nii.gz: CT in Hounsfield units (int16): air -1000, fat ~-100, brain 20-45, CSF 5-15, cortical bone 700-1800.
 - mr.nii.gz: T1-weighted-like MR (int16, >= 0, arbitrary units ~0-1000): air and bone dark, fat bright, white

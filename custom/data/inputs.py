@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, PNG_SUFFIXES, InputError, case_name
+from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, PNG_SUFFIXES, InputError, case_name, case_of
 
 __all__ = ["inference_items", "IMAGE_SUFFIXES"]
 
@@ -70,7 +69,7 @@ def inference_items(
     if root.is_file():
         if not _is_image(root):
             raise InputError(f"{root}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
-        item = {"image": str(root), "case": case_name(root)}
+        item = {"image": str(root), "case": case_of(root)}
         if mask:
             item["mask"] = str(mask)
         return [item]
