@@ -69,7 +69,9 @@ def reader_for(path: str | os.PathLike) -> str:
         return "NibabelReader"
     if p.endswith(PNG_SUFFIXES):
         return "PILReader"
-    raise InputError(f"{path}: unsupported file type (expected .nii, .nii.gz, .mha, .mhd, .nrrd, .png or a DICOM folder)")
+    raise InputError(
+        f"{path}: unsupported file type (expected .nii, .nii.gz, .mha, .mhd, .nrrd, .png or a DICOM folder)"
+    )
 
 
 def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:

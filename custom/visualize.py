@@ -38,7 +38,9 @@ def orthogonal_slices(volume: np.ndarray, center: Sequence[int] | None = None) -
     return [volume[:, :, cz], volume[:, cy, :], volume[cx, :, :]]
 
 
-def image_grid(rows: Sequence[Sequence[np.ndarray]], windows: Sequence[tuple[float, float]], pad: int = 2) -> np.ndarray:
+def image_grid(
+    rows: Sequence[Sequence[np.ndarray]], windows: Sequence[tuple[float, float]], pad: int = 2
+) -> np.ndarray:
     """Tile 2D images into one uint8 image; ``windows[j]`` is the display window of column ``j``.
 
     Images in a row may differ in size (orthogonal slices): each cell is padded to the largest cell.

@@ -30,7 +30,7 @@ def run(*args: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo", help="output folder (relative to the repository)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: configs/demo.json)")
+    parser.add_argument("--epochs", type=int, default=150, help="training epochs (2 iterations each)")
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -41,22 +41,78 @@ def main() -> None:
     start = time.time()
 
     run("-m", "custom", "demo-data", "--out", str(data), "--cases", str(args.cases), "--seed", str(args.seed))
-    run("-m", "custom", "datalist", "--root", str(data), "--layout", "synthrad2023", "--out", str(datalist),
-        "--val-fraction", "0.2", "--test-fraction", "0.2", "--seed", str(args.seed))
+    run(
+        "-m",
+        "custom",
+        "datalist",
+        "--root",
+        str(data),
+        "--layout",
+        "synthrad2023",
+        "--out",
+        str(datalist),
+        "--val-fraction",
+        "0.2",
+        "--test-fraction",
+        "0.2",
+        "--seed",
+        str(args.seed),
+    )
     run("-m", "custom", "check", "--datalist", str(datalist))
 
     common = ["--bundle_root", str(BUNDLE), "--datalist", str(datalist)]
-    train = ["-m", "monai.bundle", "run", "training",
-             "--config_file", str([str(configs / "train.json"), str(configs / "demo.json")]),
-             "--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf"),
-             *common, "--ckpt_dir", str(work / "models"), "--output_dir", str(work / "runs"), "--resume", "False"]
-    if args.epochs is not None:
-        train += ["--epochs", str(args.epochs)]
+    # demo.json holds the small network (shared with inference); the rest is a short, fast training schedule
+    train = [
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        str([str(configs / "train.json"), str(configs / "demo.json")]),
+        "--meta_file",
+        str(configs / "metadata.json"),
+        "--logging_file",
+        str(configs / "logging.conf"),
+        *common,
+        "--ckpt_dir",
+        str(work / "models"),
+        "--output_dir",
+        str(work / "runs"),
+        "--resume",
+        "False",
+        "--discriminator_def#channels",
+        "16",
+        "--samples_per_volume",
+        "4",
+        "--batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--learning_rate",
+        "0.001",
+        "--epochs",
+        str(args.epochs),
+        "--val_interval",
+        "25",
+    ]
     run(*train)
-    run("-m", "monai.bundle", "run", "inference",
-        "--config_file", str([str(configs / f) for f in ("inference.json", "demo.json", "evaluate.json")]),
-        "--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf"),
-        *common, "--ckpt_path", str(work / "models" / "model.pt"), "--output_dir", str(work / "eval"))
+    run(
+        "-m",
+        "monai.bundle",
+        "run",
+        "inference",
+        "--config_file",
+        str([str(configs / f) for f in ("inference.json", "demo.json", "evaluate.json")]),
+        "--meta_file",
+        str(configs / "metadata.json"),
+        "--logging_file",
+        str(configs / "logging.conf"),
+        *common,
+        "--ckpt_path",
+        str(work / "models" / "model.pt"),
+        "--output_dir",
+        str(work / "eval"),
+    )
 
     summary = json.loads((work / "eval" / "summary.json").read_text())
     from custom.handlers.evaluation import format_summary

@@ -127,7 +127,9 @@ class BestModelSaver:
     def __call__(self, engine: Engine) -> None:
         name = self.metric_name or getattr(engine.state, "key_metric_name", None)
         if name is None or name not in engine.state.metrics:
-            raise KeyError(f"BestModelSaver: metric {name!r} not in the evaluator's metrics {list(engine.state.metrics)}.")
+            raise KeyError(
+                f"BestModelSaver: metric {name!r} not in the evaluator's metrics {list(engine.state.metrics)}."
+            )
         value = float(engine.state.metrics[name])
         if math.isfinite(value) and self._improved(value):
             self.best_value, self.best_epoch = value, int(engine.state.epoch)

@@ -48,7 +48,9 @@ class MaskedMAE(Metric):
             pred = torch.as_tensor(item[self.pred_key]).detach().double()
             label = torch.as_tensor(item[self.label_key]).detach().double()
             if pred.shape != label.shape:
-                raise ValueError(f"MaskedMAE: prediction shape {tuple(pred.shape)} != label shape {tuple(label.shape)}.")
+                raise ValueError(
+                    f"MaskedMAE: prediction shape {tuple(pred.shape)} != label shape {tuple(label.shape)}."
+                )
             mask = item.get(self.mask_key)
             weights = torch.ones_like(label) if mask is None else (torch.as_tensor(mask).to(label.device) > 0).double()
             total = weights.sum()

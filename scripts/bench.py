@@ -1,0 +1,92 @@
+"""``make bench``: speed and memory of the pix2pix_ngf bundle on this machine, with the bundle's real network sizes.
+
+Prints:
+- inference: seconds per 3D MR volume (256 x 256 x 180) through the bundle's SliceInferer, and peak memory;
+- training: seconds per iteration at batch 4, 256 x 256 slices (generator + multi-scale discriminator, all losses).
+
+Figures, not assertions: run it on the machine you care about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import torch
+from monai.bundle import ConfigParser
+from torch.utils.data import DataLoader
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "bundles" / "pix2pix_ngf" / "configs"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_inference(shape: tuple[int, int, int], repeats: int) -> None:
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    network = parser.get_parsed_content("network").eval()
+    inferer = parser.get_parsed_content("inferer")
+    volume = torch.rand(1, 1, *shape) * 2 - 1
+    with torch.no_grad():
+        inferer(volume[..., :8], network)  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            inferer(volume, network)
+        seconds = (time.perf_counter() - start) / repeats
+    print(
+        f"inference: {seconds:.1f} s per volume {shape} (sw_batch_size {inferer.sw_batch_size}, "
+        f"{torch.get_num_threads()} threads); peak RSS so far {peak_rss_mb():.0f} MB"
+    )
+
+
+def bench_training(batch: int, size: int, iterations: int) -> None:
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "train.json"))
+    samples = [
+        {
+            "image": torch.rand(1, size, size) * 2 - 1,
+            "label": torch.rand(1, size, size) * 2 - 1,
+            "mask": torch.ones(1, size, size),
+        }
+        for _ in range(batch * (iterations + 1))
+    ]
+    parser["train#dataloader"] = DataLoader(samples, batch_size=batch)
+    parser["train#handlers"] = []
+    parser["epochs"] = 1
+    trainer = parser.get_parsed_content("train#trainer")
+    times = []
+
+    def timed(engine):
+        times.append(time.perf_counter())
+
+    from ignite.engine import Events
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, timed)
+    trainer.run()
+    per_iteration = (times[-1] - times[0]) / (len(times) - 1)
+    print(
+        f"training: {per_iteration:.2f} s per iteration (batch {batch}, {size}x{size}, G+D, all losses); "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 180))
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=5)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    bench_inference(tuple(args.shape), args.repeats)
+    bench_training(args.batch, args.size, args.iterations)
+
+
+if __name__ == "__main__":
+    main()
