@@ -1,5 +1,5 @@
 """Training engines (MONAI ``Trainer`` subclasses) for the sCT bundles."""
 
-from custom.engines.pix2pix_trainer import LOSS_NAMES, Pix2PixTrainer, split_discriminator_output
+from custom.engines.pix2pix_trainer import LOSS_NAMES, Pix2PixTrainer, discriminator_logits
 
-__all__ = ["LOSS_NAMES", "Pix2PixTrainer", "split_discriminator_output"]
+__all__ = ["LOSS_NAMES", "Pix2PixTrainer", "discriminator_logits"]

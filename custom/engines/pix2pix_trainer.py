@@ -33,24 +33,25 @@ from monai.utils.enums import CommonKeys as Keys
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
-__all__ = ["Pix2PixTrainer", "LOSS_NAMES", "split_discriminator_output"]
+__all__ = ["Pix2PixTrainer", "LOSS_NAMES", "discriminator_logits"]
 
 LOSS_NAMES = ("loss_g", "loss_d", "loss_adv", "loss_l1", "loss_ngf", "loss_fm", "loss_bg")
 
 
-def split_discriminator_output(out: Any) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-    """Per-scale logits and intermediate features from a (multi-scale) patch discriminator's output.
+def discriminator_logits(out: Any) -> list[torch.Tensor]:
+    """Per-scale logits of a patch discriminator's output, for MONAI's ``PatchAdversarialLoss``.
 
     Accepts MONAI's ``PatchDiscriminator`` output (a list of features, logits last), a list of such lists (one per
-    scale) and MONAI's ``MultiScalePatchDiscriminator`` output (a tuple ``(logits, features)``).
+    scale, ``custom.networks.MultiScaleDiscriminator``) and MONAI's ``MultiScalePatchDiscriminator`` output (a tuple
+    ``(logits, features)``).
     """
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], list):
-        return list(out[0]), [list(f) for f in out[1]]
+        return list(out[0])
     if isinstance(out, torch.Tensor):
-        return [out], [[]]
+        return [out]
     if isinstance(out[0], torch.Tensor):
-        return [out[-1]], [list(out[:-1])]
-    return [scale[-1] for scale in out], [list(scale[:-1]) for scale in out]
+        return [out[-1]]
+    return [scale[-1] for scale in out]
 
 
 def _masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -75,7 +76,8 @@ class Pix2PixTrainer(Trainer):
         adversarial_loss: e.g. MONAI ``PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)``.
         recon_loss: element-wise reconstruction loss with ``reduction="none"``; default ``torch.nn.L1Loss``.
         ngf_loss: ``custom.losses.NGFLoss`` (or any ``loss(pred, target, mask=...)``); required if ``lambda_ngf > 0``.
-        feature_matching_loss: ``loss(real_features, fake_features)``; required if ``lambda_fm > 0``.
+        feature_matching_loss: ``loss(real_output, fake_output)`` on the discriminator's raw outputs, e.g.
+            ``custom.losses.feature_matching_loss`` (it detaches the real features); required if ``lambda_fm > 0``.
         lambda_adv, lambda_recon, lambda_ngf, lambda_fm, lambda_background: loss weights (see module docstring).
         mask_losses: average the L1 and NGF terms inside the body mask only.
         background_value: value of air in the normalised CT (``-1`` for a window starting at -1024 HU).
@@ -192,11 +194,11 @@ class Pix2PixTrainer(Trainer):
         # Discriminator: real pairs towards "real", synthetic pairs towards "fake".
         engine.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         with engine._autocast():
-            real_logits, real_features = split_discriminator_output(engine.d_network(torch.cat([mr, ct], dim=1)))
-            fake_logits, _ = split_discriminator_output(engine.d_network(torch.cat([mr, fake.detach()], dim=1)))
+            real_out = engine.d_network(torch.cat([mr, ct], dim=1))
+            fake_out = engine.d_network(torch.cat([mr, fake.detach()], dim=1))
             loss_d = 0.5 * (
-                engine.adversarial_loss(real_logits, target_is_real=True, for_discriminator=True)
-                + engine.adversarial_loss(fake_logits, target_is_real=False, for_discriminator=True)
+                engine.adversarial_loss(discriminator_logits(real_out), target_is_real=True, for_discriminator=True)
+                + engine.adversarial_loss(discriminator_logits(fake_out), target_is_real=False, for_discriminator=True)
             )
         engine._step(loss_d, engine.d_optimizer, engine.d_scaler)
 
@@ -204,18 +206,17 @@ class Pix2PixTrainer(Trainer):
         engine.d_network.requires_grad_(False)
         engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         with engine._autocast():
-            fake_logits, fake_features = split_discriminator_output(engine.d_network(torch.cat([mr, fake], dim=1)))
+            fake_out = engine.d_network(torch.cat([mr, fake], dim=1))
             terms = {
-                "loss_adv": engine.adversarial_loss(fake_logits, target_is_real=True, for_discriminator=False),
+                "loss_adv": engine.adversarial_loss(
+                    discriminator_logits(fake_out), target_is_real=True, for_discriminator=False
+                ),
                 "loss_l1": _masked_mean(engine.recon_loss(fake.float(), ct), loss_mask),
             }
             zero = fake.new_zeros(())
             terms["loss_ngf"] = engine.ngf_loss(fake.float(), ct, mask=loss_mask) if engine.lambda_ngf > 0 else zero
-            if engine.lambda_fm > 0:
-                real_features = [[f.detach() for f in scale] for scale in real_features]
-                terms["loss_fm"] = engine.feature_matching_loss(real_features, fake_features)
-            else:
-                terms["loss_fm"] = zero
+            # feature matching compares the discriminator's intermediate features of real and synthetic pairs
+            terms["loss_fm"] = engine.feature_matching_loss(real_out, fake_out) if engine.lambda_fm > 0 else zero
             if engine.lambda_background > 0 and mask is not None:
                 terms["loss_bg"] = _masked_mean((fake.float() - engine.background_value).abs(), 1.0 - mask)
             else:

@@ -1,0 +1,141 @@
+"""Pix2PixTrainer, checkpoint handlers and sample grids on tiny synthetic batches."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from monai.losses import PatchAdversarialLoss
+from monai.networks.nets import UNet
+from torch.utils.data import DataLoader
+
+from custom.engines import Pix2PixTrainer, discriminator_logits
+from custom.handlers import BestModelSaver, ResumableCheckpoint, SampleGridSaver
+from custom.losses import NGFLoss, feature_matching_loss
+from custom.networks import MultiScaleDiscriminator
+
+
+def batches(n: int = 4, size: int = 48, seed: int = 0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for _ in range(n):
+        mr = torch.rand(1, size, size, generator=g) * 2 - 1
+        mask = torch.zeros(1, size, size)
+        mask[:, 8:-8, 8:-8] = 1
+        items.append({"image": mr, "label": -mr * mask - (1 - mask), "mask": mask})
+    return items
+
+
+def make_trainer(**kwargs) -> Pix2PixTrainer:
+    torch.manual_seed(0)
+    generator = torch.nn.Sequential(UNet(2, 1, 1, channels=(4, 8), strides=(2,), num_res_units=0), torch.nn.Tanh())
+    discriminator = MultiScaleDiscriminator(spatial_dims=2, in_channels=2, channels=4, num_layers_d=2, num_d=2)
+    settings = dict(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=DataLoader(batches(), batch_size=2),
+        g_network=generator,
+        g_optimizer=torch.optim.Adam(generator.parameters(), 1e-3),
+        d_network=discriminator,
+        d_optimizer=torch.optim.Adam(discriminator.parameters(), 1e-3),
+        adversarial_loss=PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True),
+        ngf_loss=NGFLoss(),
+        feature_matching_loss=feature_matching_loss,
+    )
+    settings.update(kwargs)
+    return Pix2PixTrainer(**settings)
+
+
+def test_one_epoch_updates_both_networks_and_logs_every_term():
+    trainer = make_trainer(lambda_ngf=10.0, lambda_fm=1.0, lambda_background=5.0)
+    g_before = [p.detach().clone() for p in trainer.g_network.parameters()]
+    d_before = [p.detach().clone() for p in trainer.d_network.parameters()]
+    trainer.run()
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, trainer.g_network.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, trainer.d_network.parameters()))
+    metrics = trainer.state.metrics
+    for name in ("loss_g", "loss_d", "loss_adv", "loss_l1", "loss_ngf", "loss_fm", "loss_bg"):
+        assert math.isfinite(metrics[name]) and metrics[name] > 0, name
+    out = trainer.state.output
+    expected = out["loss_adv"] + 100 * out["loss_l1"] + 10 * out["loss_ngf"] + out["loss_fm"] + 5 * out["loss_bg"]
+    assert out["loss_g"] == pytest.approx(expected, rel=1e-5)
+    assert all(p.requires_grad for p in trainer.d_network.parameters())  # restored after the G step
+
+
+def test_unused_terms_are_zero():
+    trainer = make_trainer(lambda_ngf=0.0)
+    trainer.run()
+    assert trainer.state.metrics["loss_ngf"] == 0.0
+    assert trainer.state.metrics["loss_fm"] == 0.0
+    assert trainer.state.metrics["loss_bg"] == 0.0
+
+
+def test_masked_l1_ignores_the_background():
+    def l1_with_background(value: float) -> float:
+        items = batches()
+        for item in items:
+            item["label"] = torch.where(item["mask"] > 0, item["label"], torch.full_like(item["label"], value))
+        trainer = make_trainer(mask_losses=True, train_data_loader=DataLoader(items, batch_size=4))  # one step
+        trainer.run()
+        return trainer.state.output["loss_l1"]
+
+    assert l1_with_background(-1.0) == pytest.approx(l1_with_background(0.7), rel=1e-6)
+
+
+def test_argument_checks():
+    with pytest.raises(ValueError, match="lambda_ngf"):
+        make_trainer(lambda_ngf=1.0, ngf_loss=None)
+    with pytest.raises(ValueError, match="lambda_fm"):
+        make_trainer(lambda_fm=1.0, feature_matching_loss=None)
+    with pytest.raises(ValueError, match=">= 0"):
+        make_trainer(lambda_recon=-1.0)
+
+
+def test_discriminator_logits_accepts_every_output_format():
+    x = torch.rand(1, 2, 48, 48)
+    multi = MultiScaleDiscriminator(spatial_dims=2, in_channels=2, channels=4, num_layers_d=2, num_d=2)(x)
+    assert [t.shape for t in discriminator_logits(multi)] == [scale[-1].shape for scale in multi]
+    assert discriminator_logits(multi[0])[0] is multi[0][-1]
+    logits = [torch.zeros(1, 1, 4, 4)]
+    assert discriminator_logits((logits, [[torch.zeros(1)]])) == logits
+
+
+def test_best_model_saver_keeps_the_lowest(tmp_path):
+    network = torch.nn.Linear(2, 1)
+    saver = BestModelSaver(str(tmp_path / "model.pt"), network, metric_name="val_mae")
+    engine = Engine(lambda e, b: None)
+    for epoch, value in [(1, 10.0), (2, 12.0), (3, 8.0), (4, 9.0)]:
+        engine.state.epoch, engine.state.metrics = epoch, {"val_mae": value}
+        with torch.no_grad():
+            network.bias.fill_(value)
+        saver(engine)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["model"]["bias"].item() == 8.0
+    assert saver.state_dict() == {"best_value": 8.0, "best_epoch": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_resumable_checkpoint_round_trip(tmp_path):
+    trainer = make_trainer(max_epochs=2)
+    path = tmp_path / "checkpoint_last.pt"
+    ResumableCheckpoint(str(path), {"generator": trainer.g_network, "g_optimizer": trainer.g_optimizer}).attach(trainer)
+    trainer.run()
+    fresh = make_trainer(max_epochs=3)
+    ResumableCheckpoint(str(path), {"generator": fresh.g_network, "g_optimizer": fresh.g_optimizer}).attach(fresh)
+    epochs = []
+    fresh.add_event_handler(Events.EPOCH_STARTED, lambda e: epochs.append(e.state.epoch))
+    fresh.run()
+    assert epochs == [3]
+    assert fresh.state.iteration == 3 * len(fresh.data_loader)
+
+
+def test_sample_grid_saver_writes_a_png(tmp_path):
+    trainer = make_trainer()
+    SampleGridSaver(str(tmp_path), max_samples=2).attach(trainer)
+    trainer.run()
+    from PIL import Image
+
+    with Image.open(tmp_path / "train_epoch0001.png") as grid:
+        assert grid.size[0] > 4 * 48 and grid.size[1] > 2 * 48  # four columns, two rows
