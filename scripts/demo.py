@@ -30,7 +30,7 @@ def run(*args: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo", help="output folder (relative to the repository)")
-    parser.add_argument("--epochs", type=int, default=150, help="training epochs (2 iterations each)")
+    parser.add_argument("--epochs", type=int, default=300, help="training epochs (2 iterations of 8 slices each)")
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
