@@ -290,3 +290,16 @@ def test_png2d_variant_trains_and_infers_png(png_dataset, tmp_path):
     with Image.open(written[0]) as sct, Image.open(source) as mr:
         assert sct.size == mr.size == (56, 48)
         assert sct.mode == "L"
+
+
+def test_tracking_mlflow_logs_every_loss_term(dataset, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    workflow = train_workflow(dataset, tmp_path, epochs=1, tracking="mlflow")
+    workflow.run()
+    workflow.finalize()
+    uri = workflow.parser.get_parsed_content("tracking_uri")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs(client.search_experiments()[0].experiment_id)
+    logged = set().union(*(run.data.metrics for run in runs))
+    assert {"loss_g", "loss_d", "loss_l1", "loss_ngf", "val_mae"} <= logged

@@ -58,7 +58,7 @@ def test_one_epoch_updates_both_networks_and_logs_every_term():
     metrics = trainer.state.metrics
     for name in ("loss_g", "loss_d", "loss_adv", "loss_l1", "loss_ngf", "loss_fm", "loss_bg"):
         assert math.isfinite(metrics[name]) and metrics[name] > 0, name
-    out = trainer.state.output
+    out = trainer.state.output[0]
     expected = out["loss_adv"] + 100 * out["loss_l1"] + 10 * out["loss_ngf"] + out["loss_fm"] + 5 * out["loss_bg"]
     assert out["loss_g"] == pytest.approx(expected, rel=1e-5)
     assert all(p.requires_grad for p in trainer.d_network.parameters())  # restored after the G step
@@ -79,7 +79,7 @@ def test_masked_l1_ignores_the_background():
             item["label"] = torch.where(item["mask"] > 0, item["label"], torch.full_like(item["label"], value))
         trainer = make_trainer(mask_losses=True, train_data_loader=DataLoader(items, batch_size=4))  # one step
         trainer.run()
-        return trainer.state.output["loss_l1"]
+        return trainer.state.output[0]["loss_l1"]
 
     assert l1_with_background(-1.0) == pytest.approx(l1_with_background(0.7), rel=1e-6)
 
@@ -139,3 +139,16 @@ def test_sample_grid_saver_writes_a_png(tmp_path):
 
     with Image.open(tmp_path / "train_epoch0001.png") as grid:
         assert grid.size[0] > 4 * 48 and grid.size[1] > 2 * 48  # four columns, two rows
+
+
+def test_epoch_handlers_see_this_epochs_loss_averages():
+    seen = []
+
+    class Recorder:
+        def attach(self, engine):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: seen.append(dict(e.state.metrics)))
+
+    trainer = make_trainer(max_epochs=2, train_handlers=[Recorder()])
+    trainer.run()
+    assert len(seen) == 2 and all("loss_g" in metrics for metrics in seen)
+    assert seen[1] == trainer.state.metrics

@@ -15,7 +15,8 @@ The discriminator is conditional: it sees the MR concatenated with a CT (real or
 pushes the synthetic CT to air outside it. MONAI's ``GanTrainer`` is unconditional and its ``AdversarialTrainer``
 reconstructs its input, hence this trainer.
 
-Every loss term of an iteration is in ``engine.state.output`` and its epoch average in ``engine.state.metrics``
+Every loss term of an iteration is in each item of ``engine.state.output`` (decollated, one item per sample, as for
+MONAI's ``SupervisedTrainer``) and its epoch average in ``engine.state.metrics``
 (``loss_g``, ``loss_d``, ``loss_adv``, ``loss_l1``, ``loss_ngf``, ``loss_fm``, ``loss_bg``), so MONAI's
 ``StatsHandler``, ``TensorBoardStatsHandler`` and ``MLFlowHandler`` log them from JSON.
 """
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from ignite.metrics import Average
 from monai.engines import Trainer
+from monai.engines.utils import IterationEvents
 from monai.utils.enums import CommonKeys as Keys
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
@@ -138,9 +140,8 @@ class Pix2PixTrainer(Trainer):
             data_loader=train_data_loader,
             epoch_length=epoch_length,
             non_blocking=non_blocking,
-            handlers=train_handlers,
             amp=amp,
-            decollate=False,
+            decollate=True,  # per-sample output items, as MONAI's handlers (and --tracking mlflow) expect
         )
         self.g_network = g_network
         self.g_optimizer = g_optimizer
@@ -161,8 +162,12 @@ class Pix2PixTrainer(Trainer):
         self.optim_set_to_none = optim_set_to_none
         self.g_scaler = torch.amp.GradScaler("cuda") if amp else None
         self.d_scaler = torch.amp.GradScaler("cuda") if amp else None
-        for name in LOSS_NAMES:  # epoch averages of every loss term, for the stats/TensorBoard/MLflow handlers
-            Average(output_transform=lambda out, key=name: out[key], device="cpu").attach(self, name)
+        # epoch averages of every loss term; attached before the handlers so that the stats/TensorBoard/MLflow
+        # handlers read this epoch's values at EPOCH_COMPLETED
+        for name in LOSS_NAMES:
+            Average(output_transform=lambda out, key=name: out[0][key], device="cpu").attach(self, name)
+        if train_handlers is not None:
+            self._register_handlers(train_handlers)
 
     def _autocast(self):
         return torch.autocast("cuda") if self.amp else nullcontext()
@@ -190,6 +195,7 @@ class Pix2PixTrainer(Trainer):
         engine.d_network.train()
         with engine._autocast():
             fake = engine.g_network(mr)
+        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
 
         # Discriminator: real pairs towards "real", synthetic pairs towards "fake".
         engine.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
@@ -228,7 +234,9 @@ class Pix2PixTrainer(Trainer):
                 + engine.lambda_fm * terms["loss_fm"]
                 + engine.lambda_background * terms["loss_bg"]
             )
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
         engine._step(loss_g, engine.g_optimizer, engine.g_scaler)
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
         engine.d_network.requires_grad_(True)
 
         output: dict[str, Any] = {Keys.IMAGE: mr, Keys.LABEL: ct, Keys.PRED: fake.detach(), Keys.LOSS: loss_g.item()}
@@ -236,7 +244,9 @@ class Pix2PixTrainer(Trainer):
         output.update({name: float(value.item()) for name, value in terms.items()})
         if mask is not None:
             output["mask"] = mask
-        return output
+        engine.state.output = output
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)  # MONAI decollates the output on this event
+        return engine.state.output
 
     def state_dict(self) -> dict:
         """Engine progress plus both scalers (when ``amp``), for ``custom.handlers.ResumableCheckpoint``."""
