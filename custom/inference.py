@@ -1,7 +1,7 @@
 """One-line inference for people who do not write configs: ``python -m custom infer``.
 
     python -m custom infer --bundle bundles/pix2pix_ngf --input MR.nii.gz|DIR --output OUT_DIR [--mask M]
-        [--ckpt models/model.pt] [--device cpu]
+        [--ckpt models/model.pt] [--device cpu] [--config extra.json]
 
 It runs the bundle's ``configs/inference.json`` (plus ``configs/inference_png2d.json`` for PNG input) through MONAI's
 ``ConfigWorkflow`` and writes ``<OUT_DIR>/<case>_sct.nii.gz`` per input (``.png`` for PNG input): int16 HU on the
@@ -29,9 +29,11 @@ def run_bundle_inference(
     items: list[dict],
     output: str | os.PathLike,
     ckpt: str | os.PathLike | None = None,
+    extra_configs: list[str] | None = None,
     **overrides: Any,
 ) -> list[str]:
-    """Run ``<bundle>/configs/inference.json`` on ``items`` and return the paths written.
+    """Run ``<bundle>/configs/inference.json`` (+ ``extra_configs``, merged in order) on ``items``; return the paths
+    written.
 
     Raises:
         InputError: no inference config or no trained model in the bundle, or an output would overwrite an input.
@@ -43,6 +45,7 @@ def run_bundle_inference(
     png = all(is_png(item["image"]) for item in items)
     if png:
         config_files.append(configs / "inference_png2d.json")
+    config_files += [Path(f) for f in extra_configs or []]
     for f in config_files:
         if not f.is_file():
             raise InputError(f"{f}: bundle config not found (is {bundle} a bundle folder?)")
@@ -65,17 +68,23 @@ def run_bundle_inference(
         data=items,
         **overrides,
     )
-    workflow.initialize()
     model = workflow.parser.get_parsed_content("ckpt_path")
     if not os.path.isfile(model):
         raise InputError(f"{model}: no trained model; train the bundle first or pass --ckpt")
+    workflow.initialize()
     workflow.run()
     workflow.finalize()
     return written
 
 
 def infer_command(
-    bundle: str, input: str, output: str, mask: str | None = None, ckpt: str | None = None, device: str | None = None
+    bundle: str,
+    input: str,
+    output: str,
+    mask: str | None = None,
+    ckpt: str | None = None,
+    device: str | None = None,
+    config: str | None = None,
 ) -> int:
     """Synthesize CT for one MR image or a folder of them.
 
@@ -87,10 +96,13 @@ def infer_command(
         mask: body mask of a single input image; the sCT is set to air outside it.
         ckpt: model weights (default ``<bundle>/models/model.pt``).
         device: e.g. ``cpu`` or ``cuda:0`` (default: a GPU when available).
+        config: an extra config file merged over ``inference.json``, e.g. the network size a model was trained with
+            (``configs/demo.json`` for the ``make demo`` model).
     """
     items = inference_items(dataset_dir=input, mask=mask)
     overrides = {} if device is None else {"device": f"$torch.device('{device}')"}
-    written = run_bundle_inference(bundle, items, output, ckpt=ckpt, **overrides)
+    extra = [config] if config else None
+    written = run_bundle_inference(bundle, items, output, ckpt=ckpt, extra_configs=extra, **overrides)
     for path in written:
         print(path)
     return 0

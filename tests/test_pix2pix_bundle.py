@@ -303,3 +303,23 @@ def test_tracking_mlflow_logs_every_loss_term(dataset, tmp_path):
     runs = client.search_runs(client.search_experiments()[0].experiment_id)
     logged = set().union(*(run.data.metrics for run in runs))
     assert {"loss_g", "loss_d", "loss_l1", "loss_ngf", "val_mae"} <= logged
+
+
+def test_infer_command_line(trained, dataset, tmp_path, capsys):
+    from custom.__main__ import main
+
+    case = json.loads(dataset.read_text())["test"][0]
+    bundle = tiny_bundle(tmp_path, trained / "models" / "model.pt")
+    with pytest.raises(SystemExit) as exit_:
+        main(["infer", "--bundle", str(bundle), "--input", case["image"], "--output", str(tmp_path / "out")])
+    assert exit_.value.code == 0
+    written = tmp_path / "out" / f"{case['case']}_sct.nii.gz"
+    assert str(written) in capsys.readouterr().out
+    assert nib.load(written).shape == nib.load(case["image"]).shape
+
+    (bundle / "models" / "model.pt").unlink()
+    with pytest.raises(SystemExit) as exit_:
+        main(["infer", "--bundle", str(bundle), "--input", case["image"], "--output", str(tmp_path / "out2")])
+    assert exit_.value.code == 2
+    assert "no trained model" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
