@@ -26,8 +26,14 @@ def window_to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.round(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def _display(slice2d: np.ndarray) -> np.ndarray:
-    return np.rot90(np.asarray(slice2d))
+def _display(slice2d: np.ndarray, orientation: str) -> np.ndarray:
+    """Rows and columns of the screen image: RAS slices are rotated so that anterior (or superior) is up; PNG slices
+    (MONAI's PIL reader indexes them column first) are transposed back to the file's own layout."""
+    if orientation == "ras":
+        return np.rot90(np.asarray(slice2d))
+    if orientation == "png":
+        return np.asarray(slice2d).T
+    raise ValueError(f"orientation must be 'ras' or 'png', got {orientation!r}.")
 
 
 def orthogonal_slices(volume: np.ndarray, center: Sequence[int] | None = None) -> list[np.ndarray]:
@@ -39,15 +45,19 @@ def orthogonal_slices(volume: np.ndarray, center: Sequence[int] | None = None) -
 
 
 def image_grid(
-    rows: Sequence[Sequence[np.ndarray]], windows: Sequence[tuple[float, float]], pad: int = 2
+    rows: Sequence[Sequence[np.ndarray]],
+    windows: Sequence[tuple[float, float]],
+    pad: int = 2,
+    orientation: str = "ras",
 ) -> np.ndarray:
     """Tile 2D images into one uint8 image; ``windows[j]`` is the display window of column ``j``.
 
     Images in a row may differ in size (orthogonal slices): each cell is padded to the largest cell.
+    ``orientation``: ``"ras"`` for slices of RAS-oriented volumes, ``"png"`` for 2D PNG images as MONAI reads them.
     """
     if not rows:
         raise ValueError("image_grid needs at least one row.")
-    cells = [[_display(window_to_uint8(img, *windows[j])) for j, img in enumerate(row)] for row in rows]
+    cells = [[_display(window_to_uint8(img, *windows[j]), orientation) for j, img in enumerate(row)] for row in rows]
     height = max(c.shape[0] for row in cells for c in row)
     width = max(c.shape[1] for row in cells for c in row)
     ncols = max(len(row) for row in cells)
@@ -83,7 +93,8 @@ def case_figure(
     error_max: float = 500.0,
     mr_percentiles: tuple[float, float] = (0.5, 99.5),
 ) -> str:
-    """Save MR | CT | sCT | |sCT - CT| for one case: three orthogonal middle slices of a volume, or the 2D image.
+    """Save MR | CT | sCT | |sCT - CT| for one case: three orthogonal middle slices of a (RAS) volume, or the 2D
+    image (a PNG as MONAI's PIL reader returns it, shown in the file's own layout).
 
     CT and sCT share ``ct_window``; the error column shows ``[0, error_max]`` (HU for volumes).
     """
@@ -94,4 +105,4 @@ def case_figure(
     rows = [list(cut) for cut in zip(*(orthogonal_slices(v) for v in volumes))] if mr.ndim == 3 else [list(volumes)]
     mr_low, mr_high = np.percentile(mr, mr_percentiles)
     windows = [(float(mr_low), float(max(mr_high, mr_low + 1e-6))), ct_window, ct_window, (0.0, error_max)]
-    return save_grid_png(image_grid(rows, windows), path)
+    return save_grid_png(image_grid(rows, windows, orientation="ras" if mr.ndim == 3 else "png"), path)

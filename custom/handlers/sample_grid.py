@@ -35,6 +35,8 @@ class SampleGridSaver:
         value_range: display window of MR, CT and sCT.
         error_max: upper end of the error display window (0.5 in [-1, 1] units is about 1000 HU).
         prefix: file name prefix.
+        orientation: ``"ras"`` for slices of RAS-oriented volumes, ``"png"`` for 2D PNG data (see
+            ``custom.visualize.image_grid``).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class SampleGridSaver:
         value_range: tuple[float, float] = (-1.0, 1.0),
         error_max: float = 0.5,
         prefix: str = "train",
+        orientation: str = "ras",
     ) -> None:
         if every < 1 or max_samples < 1:
             raise ValueError("every and max_samples must be >= 1.")
@@ -54,6 +57,7 @@ class SampleGridSaver:
         self.value_range = tuple(value_range)
         self.error_max = error_max
         self.prefix = prefix
+        self.orientation = orientation
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.every), self)
@@ -67,4 +71,4 @@ class SampleGridSaver:
         windows = [self.value_range] * 3 + [(0.0, self.error_max)]
         os.makedirs(self.output_dir, exist_ok=True)
         path = os.path.join(self.output_dir, f"{self.prefix}_epoch{engine.state.epoch:04d}.png")
-        save_grid_png(image_grid(rows, windows), path)
+        save_grid_png(image_grid(rows, windows, orientation=self.orientation), path)
