@@ -146,14 +146,16 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, 
     return str(path)
 
 
-def write_png(array: np.ndarray, path: str | os.PathLike) -> str:
-    """Write a 2D array as 8-bit PNG (values clipped to [0, 255]), atomically.
+def write_png(array: np.ndarray, path: str | os.PathLike, pixel_layout: bool = False) -> str:
+    """Write a 2D array as 8-bit PNG (values rounded and clipped to [0, 255]), atomically.
 
-    The array is indexed like MONAI's ``PILReader`` output (first axis = image x), so it is transposed back.
+    By default the array is indexed like MONAI's ``PILReader`` output (first axis = image x) and is transposed back;
+    with ``pixel_layout=True`` it is already rows x columns (e.g. a figure).
     """
     from PIL import Image
 
-    data = np.clip(np.rint(np.asarray(array, dtype=np.float64)), 0, 255).astype(np.uint8).T
+    data = np.clip(np.rint(np.asarray(array, dtype=np.float64)), 0, 255).astype(np.uint8)
+    data = np.ascontiguousarray(data if pixel_layout else data.T)
     tmp = atomic_path(path)
     try:
         Image.fromarray(data).save(tmp, format="PNG")

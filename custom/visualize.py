@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from custom.io import atomic_path
+from custom.io import write_png
 
 __all__ = ["window_to_uint8", "orthogonal_slices", "image_grid", "save_grid_png", "case_figure", "COLUMNS"]
 
@@ -71,17 +71,8 @@ def image_grid(
 
 
 def save_grid_png(grid: np.ndarray, path: str | os.PathLike) -> str:
-    """Save a uint8 grid as PNG, atomically."""
-    from PIL import Image
-
-    tmp = atomic_path(path)
-    try:
-        Image.fromarray(np.ascontiguousarray(grid)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return str(path)
+    """Save a uint8 grid (rows x columns) as PNG, atomically."""
+    return write_png(grid, path, pixel_layout=True)
 
 
 def case_figure(
