@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ __all__ = [
     "InputError",
     "reader_for",
     "read_image",
-    "atomic_path",
+    "atomic_write",
+    "write_text",
     "write_nifti",
     "write_png",
     "AtomicNibabelWriter",
@@ -109,8 +112,16 @@ def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.nda
     return array, affine
 
 
-def atomic_path(path: str | os.PathLike) -> str:
-    """A temporary file name beside ``path`` that keeps its suffix (nibabel picks compression from it)."""
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary file name beside ``path`` (same suffix: nibabel and PIL pick the format from it); on success
+    the file is renamed over ``path``, on any error it is removed. A killed run never leaves a half-written output.
+
+    Example::
+
+        with atomic_write("out/ct.nii.gz") as tmp:
+            nib.save(image, tmp)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
@@ -119,16 +130,19 @@ def atomic_path(path: str | os.PathLike) -> str:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; outputs get the usual permissions
-    return tmp
-
-
-def _replace(tmp: str, path: str | os.PathLike) -> None:
     try:
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
+
+
+def write_text(text: str, path: str | os.PathLike) -> str:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    return str(path)
 
 
 def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, dtype: Any = np.int16) -> str:
@@ -136,13 +150,8 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, 
     img = nib.Nifti1Image(np.asarray(array).astype(dtype), np.asarray(affine, dtype=np.float64))
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         nib.save(img, tmp)
-    except BaseException:
-        os.remove(tmp)
-        raise
-    _replace(tmp, path)
     return str(path)
 
 
@@ -156,13 +165,8 @@ def write_png(array: np.ndarray, path: str | os.PathLike, pixel_layout: bool = F
 
     data = np.clip(np.rint(np.asarray(array, dtype=np.float64)), 0, 255).astype(np.uint8)
     data = np.ascontiguousarray(data if pixel_layout else data.T)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         Image.fromarray(data).save(tmp, format="PNG")
-    except BaseException:
-        os.remove(tmp)
-        raise
-    _replace(tmp, path)
     return str(path)
 
 
@@ -171,14 +175,8 @@ class _AtomicWriteMixin:
     image behind."""
 
     def write(self, filename, verbose: bool = False, **obj_kwargs):
-        tmp = atomic_path(filename)
-        try:
+        with atomic_write(filename) as tmp:
             super().write(tmp, verbose=verbose, **obj_kwargs)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        _replace(tmp, filename)
 
 
 class AtomicNibabelWriter(_AtomicWriteMixin, NibabelWriter):

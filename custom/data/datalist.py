@@ -45,7 +45,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, InputError, atomic_path, case_name, is_png
+from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, InputError, case_name, is_png, write_text
 
 __all__ = [
     "LAYOUTS",
@@ -305,17 +305,7 @@ def write_datalist(data: dict, out: str | os.PathLike) -> str:
     out = Path(out)
     if out.is_dir():
         raise InputError(f"{out}: is a folder, expected a .json file name")
-    tmp = atomic_path(out)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return str(out)
+    return write_text(json.dumps(data, indent=2) + "\n", out)
 
 
 def make_datalist(

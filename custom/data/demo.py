@@ -50,7 +50,6 @@ elsewhere), and case ``k`` does not depend on how many cases are made.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -60,7 +59,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from custom.io import InputError, atomic_path, write_nifti
+from custom.io import InputError, write_nifti, write_text
 
 __all__ = ["make_demo_data", "synthesize_case", "DemoCase", "case_id", "TISSUES", "REFERENCE_FOV_MM"]
 
@@ -471,8 +470,5 @@ def make_demo_data(
         write_nifti(case.mr, case.affine, folder / "mr.nii.gz", np.int16)
         write_nifti(case.ct, case.affine, folder / "ct.nii.gz", np.int16)
         write_nifti(case.mask, case.affine, folder / "mask.nii.gz", np.uint8)
-    tmp = atomic_path(out_dir / "README.txt")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(_readme(cases, seed, shp, spc))
-    os.replace(tmp, out_dir / "README.txt")
+    write_text(_readme(cases, seed, shp, spc), out_dir / "README.txt")
     return str(out_dir)

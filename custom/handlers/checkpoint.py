@@ -25,7 +25,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 
-from custom.io import atomic_path
+from custom.io import atomic_write
 
 __all__ = ["atomic_torch_save", "ResumableCheckpoint", "BestModelSaver"]
 
@@ -34,13 +34,8 @@ logger = logging.getLogger(__name__)
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _state_dicts(objects: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from custom.data.datalist import read_datalist
-from custom.io import InputError, atomic_path, case_name, is_png, read_image
+from custom.io import InputError, case_name, is_png, read_image, write_text
 from custom.metrics.synthrad import EIGHT_BIT_RANGE, PROTOCOLS, compute_metrics, resolve_protocols
 
 __all__ = ["evaluate_case", "evaluate_command", "evaluate_datalist", "summarize", "parse_range", "GRID_TOLERANCE_MM"]
@@ -63,19 +63,6 @@ def parse_range(value: Any) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file beside it, then rename)."""
-    tmp = atomic_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
@@ -89,7 +76,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _write_json(path: PathLike, data: Any) -> None:
-    _write_text(path, _json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+    write_text(_json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n", path)
 
 
 def _grid_difference(shape_a, affine_a, shape_b, affine_b) -> str | None:
@@ -291,7 +278,7 @@ def evaluate_datalist(
         "metrics": summarize(rows),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(out_dir / "metrics.csv", buffer.getvalue())
+    write_text(buffer.getvalue(), out_dir / "metrics.csv")
     _write_json(out_dir / "summary.json", summary)
     return rows, summary
 
