@@ -172,12 +172,13 @@ class Pix2PixTrainer(Trainer):
     def _autocast(self):
         return torch.autocast("cuda") if self.amp else nullcontext()
 
-    def _step(self, loss: torch.Tensor, optimizer: Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    def _backward(self, loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> None:
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+    def _optimizer_step(self, optimizer: Optimizer, scaler: torch.amp.GradScaler | None) -> None:
         if scaler is None:
-            loss.backward()
             optimizer.step()
         else:
-            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
 
@@ -206,7 +207,8 @@ class Pix2PixTrainer(Trainer):
                 engine.adversarial_loss(discriminator_logits(real_out), target_is_real=True, for_discriminator=True)
                 + engine.adversarial_loss(discriminator_logits(fake_out), target_is_real=False, for_discriminator=True)
             )
-        engine._step(loss_d, engine.d_optimizer, engine.d_scaler)
+        engine._backward(loss_d, engine.d_scaler)
+        engine._optimizer_step(engine.d_optimizer, engine.d_scaler)
 
         # Generator: fool the discriminator and match the CT.
         engine.d_network.requires_grad_(False)
@@ -235,8 +237,9 @@ class Pix2PixTrainer(Trainer):
                 + engine.lambda_background * terms["loss_bg"]
             )
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        engine._step(loss_g, engine.g_optimizer, engine.g_scaler)
+        engine._backward(loss_g, engine.g_scaler)
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        engine._optimizer_step(engine.g_optimizer, engine.g_scaler)
         engine.d_network.requires_grad_(True)
 
         output: dict[str, Any] = {Keys.IMAGE: mr, Keys.LABEL: ct, Keys.PRED: fake.detach(), Keys.LOSS: loss_g.item()}

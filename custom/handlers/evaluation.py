@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ignite.engine import Engine, Events
 
-from custom.data.datalist import datalist_splits, load_datalist, read_datalist
+from custom.data.datalist import read_datalist
 from custom.io import case_name, read_image
 from custom.metrics.evaluate import evaluate_datalist
 from custom.visualize import case_figure
@@ -73,27 +73,22 @@ class SCTEvaluationHandler:
         rows, summary = evaluate_datalist(
             self.datalist, self.pred_dir, out_dir=self.out_dir, protocols=self.protocols, split=self.split
         )
-        self.save_figures([row["case"] for row in rows])
+        self.save_figures(summary["split"])
         logger.info("sCT evaluation (%s cases) -> %s\n%s", len(rows), self.out_dir, format_summary(summary["metrics"]))
         return summary
 
-    def save_figures(self, cases: Sequence[str]) -> list[str]:
-        """One figure per scored case, ``<out_dir>/figures/<case>.png``."""
+    def save_figures(self, split: str) -> list[str]:
+        """One figure per case of the scored ``split``, ``<out_dir>/figures/<case>.png``."""
         data = read_datalist(self.datalist)
-        by_case = {}
-        for split in datalist_splits(data):
-            for item in load_datalist(self.datalist, split):
-                by_case[str(item.get("case") or case_name(item["label"]))] = item
-        suffix = ".png" if data.get("eight_bit") else ".nii.gz"
-        window = (0.0, 255.0) if data.get("eight_bit") else self.ct_window
-        error_max = 64.0 if data.get("eight_bit") else self.error_max
+        eight_bit = bool(data.get("eight_bit"))
+        suffix, window = (".png", (0.0, 255.0)) if eight_bit else (".nii.gz", self.ct_window)
+        error_max = 64.0 if eight_bit else self.error_max
         paths = []
-        for case in cases:
-            item = by_case[case]
+        for item in data[split]:
+            case = str(item.get("case") or case_name(item["label"]))
             mr, _ = read_image(item["image"])
             ct, _ = read_image(item["label"])
             sct, _ = read_image(os.path.join(self.pred_dir, f"{case}_sct{suffix}"))
             path = os.path.join(self.out_dir, "figures", f"{case}.png")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
             paths.append(case_figure(mr, ct, sct, path, ct_window=window, error_max=error_max))
         return paths
