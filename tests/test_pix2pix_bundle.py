@@ -323,3 +323,25 @@ def test_infer_command_line(trained, dataset, tmp_path, capsys):
     assert exit_.value.code == 2
     assert "no trained model" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize(
+    "train_files, inference_files",
+    [
+        (["train.json"], ["inference.json"]),
+        (["train.json", "train_png2d.json"], ["inference.json", "inference_png2d.json"]),
+    ],
+)
+def test_inference_config_matches_training(train_files, inference_files):
+    """inference.json is self-contained (MONAI Label, model zoo): what it shares with training must stay equal."""
+    from monai.bundle import ConfigParser
+
+    def merged(files):
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / f) for f in files])
+        return parser
+
+    train, infer = merged(train_files), merged(inference_files)
+    for key in ("network_def", "patch_size", "mr_percentiles", "ct_window", "axcodes", "eight_bit"):
+        assert train[key] == infer[key], key
+    assert train["generator"] == infer["network"]  # the same tanh-capped UNet
