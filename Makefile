@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
-BUNDLE ?= bundles/pix2pix_ngf
 
 .PHONY: install demo test lint format bench clean
 

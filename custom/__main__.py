@@ -39,7 +39,7 @@ def _clear_errors(func: Callable) -> Callable:
             sys.exit(2)
         if isinstance(result, int) and not isinstance(result, bool):
             sys.exit(result)  # commands return an exit code
-        return None if result is None else result
+        return result
 
     return wrapper
 
