@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
+BUNDLE ?= pix2pix_ngf
 
 .PHONY: install demo test lint format bench clean
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(PY) scripts/demo.py --out $(DEMO_DIR)
+	$(PY) scripts/demo.py --bundle $(BUNDLE) --out $(DEMO_DIR)
 
 test: install
 	$(PY) -m pytest -q tests
@@ -31,7 +32,7 @@ format: install
 	$(PY) -m black --line-length 120 custom tests scripts
 
 bench: install
-	$(PY) scripts/bench.py
+	$(PY) scripts/bench.py --bundle $(BUNDLE)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

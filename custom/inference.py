@@ -1,108 +1,170 @@
-"""One-line inference for people who do not write configs: ``python -m custom infer``.
+"""Running a bundle's inference config on a model: the library behind ``python -m custom infer``.
 
-    python -m custom infer --bundle bundles/pix2pix_ngf --input MR.nii.gz|DIR --output OUT_DIR [--mask M]
-        [--ckpt models/model.pt] [--device cpu] [--config extra.json]
+The configs merge in this order, the later winning:
 
-It runs the bundle's ``configs/inference.json`` (plus ``configs/inference_png2d.json`` for PNG input) through MONAI's
-``ConfigWorkflow`` and writes ``<OUT_DIR>/<case>_sct.nii.gz`` per input (``.png`` for PNG input): int16 HU on the
-input MR's exact grid. It refuses to write over any of its inputs.
+1. ``<bundle>/configs/inference.json``;
+2. the bundle's override for the input format, named in ``inference.json`` (``"format_configs": {".png":
+   "inference_png2d.json"}``), when every input has that suffix;
+3. the model's own record, ``model.json`` beside ``model.pt`` (written by training: its ``network_def`` and the
+   intensity settings it was trained with), so a model needs no config to run;
+4. the caller's config files, then the caller's ``key=value`` overrides (MONAI ids, e.g. ``patch_size``).
+
+Before anything runs, the weights are checked against ``network_def``: a model that does not fit is one
+:class:`custom.io.InputError` naming the file and the first differences, not a traceback in the middle of a run.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from custom.data.inputs import inference_items
-from custom.io import InputError, case_of, is_png
+from custom.io import InputError, case_of, model_config_path, sct_file_name
 
-__all__ = ["infer_command", "run_bundle_inference"]
+__all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
+
+_MAX_LISTED = 5
 
 
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    return os.path.abspath(a) == os.path.abspath(b)
+def model_record(ckpt: str | os.PathLike) -> dict[str, Any]:
+    """The config overrides recorded beside a model's weights (``model.json``), or ``{}`` when there is none.
+
+    Raises:
+        InputError: the record exists but is not valid JSON of the expected form.
+    """
+    path = model_config_path(ckpt)
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: unreadable model record ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
+        raise InputError(f"{path}: not a model record (expected a JSON object with a 'config' object)")
+    return dict(record.get("config", {}))
+
+
+def load_state_dict(ckpt: str | os.PathLike) -> dict:
+    """The weights in ``ckpt``: a plain state dict, or the ``"model"`` entry of a ``{"model": state_dict}`` file.
+
+    Raises:
+        InputError: missing file, or not a PyTorch checkpoint of weights.
+    """
+    import torch
+
+    if not os.path.isfile(ckpt):
+        raise InputError(f"{ckpt}: no trained model; train the bundle first or pass --ckpt")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, foreign or pickled-code files
+        raise InputError(f"{ckpt}: not a readable model checkpoint ({type(e).__name__}: {e})") from None
+    if isinstance(state, dict) and set(state) == {"model"} and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise InputError(f"{ckpt}: not a model checkpoint (expected a state dict of tensors)")
+    return state
+
+
+def check_weights(network: Any, ckpt: str | os.PathLike) -> None:
+    """Raise one clear :class:`InputError` when the weights in ``ckpt`` do not load strictly into ``network``."""
+    state = load_state_dict(ckpt)
+    expected = network.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    problems = []
+    for what, names in (("missing", missing), ("unexpected", unexpected), ("shape (model vs config)", shapes)):
+        if names:
+            more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+            problems.append(f"{what}: {', '.join(names[:_MAX_LISTED])}{more}")
+    raise InputError(
+        f"{ckpt}: the weights do not fit the config's network_def ({'; '.join(problems)}); pass the config the model "
+        f"was trained with (--config), or keep {model_config_path(ckpt).name} beside it"
+    )
+
+
+def _config_files(bundle: Path, extra: Sequence[str | os.PathLike]) -> list[Path]:
+    files = [bundle / "configs" / "inference.json"] + [Path(f) for f in extra]
+    for f in files:
+        if not f.is_file():
+            raise InputError(f"{f}: config file not found (is {bundle} a bundle folder?)")
+    return files
+
+
+def bundle_workflow(
+    bundle: str | os.PathLike,
+    configs: Sequence[str | os.PathLike] = (),
+    ckpt: str | os.PathLike | None = None,
+    workflow_type: str = "inference",
+    **overrides: Any,
+):
+    """A MONAI ``ConfigWorkflow`` of the bundle's inference config for a model (see the module docstring for the order
+    of the configs), not yet initialized. ``ckpt`` defaults to the config's ``ckpt_path``."""
+    from monai.bundle import ConfigParser, ConfigWorkflow
+
+    bundle = Path(bundle)
+    files = _config_files(bundle, configs)
+    base = ConfigParser.load_config_files([str(f) for f in files])
+    if ckpt is not None:
+        overrides["ckpt_path"] = str(ckpt)
+
+    def workflow(extra_files: list[Path]) -> ConfigWorkflow:
+        logging_file = bundle / "configs" / "logging.conf"
+        return ConfigWorkflow(
+            config_file=[str(f) for f in files[:1] + extra_files + files[1:]],
+            meta_file=str(bundle / "configs" / "metadata.json"),
+            logging_file=str(logging_file) if logging_file.is_file() else False,
+            workflow_type=workflow_type,
+            bundle_root=str(bundle),
+            **{**record, **overrides},
+        )
+
+    record: dict[str, Any] = {}
+    first = workflow([])
+    model = first.parser.get_parsed_content("ckpt_path")
+    overrides["data"] = items = first.parser.get_parsed_content("data")  # found once, passed on
+    record = model_record(model)
+    # the format override the bundle names for these inputs (e.g. PNG slices), chosen from the inputs themselves
+    formats: Mapping[str, str] = base.get("format_configs") or {}
+    suffixes = [s for s in formats if items and all(str(it["image"]).lower().endswith(s) for it in items)]
+    return workflow([bundle / "configs" / formats[s] for s in suffixes[:1]]), model
 
 
 def run_bundle_inference(
     bundle: str | os.PathLike,
-    items: list[dict],
-    output: str | os.PathLike,
+    configs: Sequence[str | os.PathLike] = (),
     ckpt: str | os.PathLike | None = None,
-    extra_configs: list[str] | None = None,
     **overrides: Any,
 ) -> list[str]:
-    """Run ``<bundle>/configs/inference.json`` (+ ``extra_configs``, merged in order) on ``items``; return the paths
-    written.
+    """Run the bundle's inference (``bundle_workflow``) and return the paths of the sCTs written.
+
+    Typical overrides: ``dataset_dir`` (an image, a case folder tree or a folder of images) and ``mask_file``, or
+    ``datalist`` and ``split``; ``output_dir``; ``device``.
 
     Raises:
-        InputError: no inference config or no trained model in the bundle, or an output would overwrite an input.
+        InputError: no inference config, no or an unfitting model, no input, or an output that would overwrite an
+            input.
     """
-    from monai.bundle import ConfigWorkflow
-
-    configs = Path(bundle) / "configs"
-    config_files = [configs / "inference.json"]
-    png = all(is_png(item["image"]) for item in items)
-    if png:
-        config_files.append(configs / "inference_png2d.json")
-    config_files += [Path(f) for f in extra_configs or []]
-    for f in config_files:
-        if not f.is_file():
-            raise InputError(f"{f}: bundle config not found (is {bundle} a bundle folder?)")
-    ext = ".png" if png else ".nii.gz"
-    inputs = [p for item in items for p in (item.get("image"), item.get("mask")) if p]
-    # the same naming as the bundle's SaveImaged (custom.io.sct_name_formatter)
-    written = [os.path.join(str(output), f"{case_of(item['image'])}_sct{ext}") for item in items]
+    workflow, model = bundle_workflow(bundle, configs, ckpt, **overrides)
+    parser = workflow.parser
+    check_weights(parser.get_parsed_content("network_def"), model)
+    items = parser.get_parsed_content("data")
+    output_dir = str(parser.get_parsed_content("output_dir"))
+    ext = str(parser.get_parsed_content("output_ext"))
+    written = [os.path.join(output_dir, sct_file_name(case_of(item["image"]), ext)) for item in items]
+    inputs = {os.path.realpath(p) for item in items for p in (item.get("image"), item.get("mask")) if p}
     for out in written:
-        if any(_same_file(out, p) for p in inputs):
-            raise InputError(f"{out}: the output would overwrite an input; choose another --output folder")
-    if ckpt is not None:
-        overrides["ckpt_path"] = str(ckpt)
-    workflow = ConfigWorkflow(
-        config_file=[str(f) for f in config_files],
-        meta_file=str(configs / "metadata.json"),
-        logging_file=str(configs / "logging.conf") if (configs / "logging.conf").is_file() else False,
-        workflow_type="inference",
-        bundle_root=str(bundle),
-        output_dir=str(output),
-        data=items,
-        **overrides,
-    )
-    model = workflow.parser.get_parsed_content("ckpt_path")
-    if not os.path.isfile(model):
-        raise InputError(f"{model}: no trained model; train the bundle first or pass --ckpt")
+        if os.path.realpath(out) in inputs:
+            raise InputError(f"{out}: the output would overwrite an input; choose another output folder")
     workflow.initialize()
     workflow.run()
     workflow.finalize()
     return written
-
-
-def infer_command(
-    bundle: str,
-    input: str,
-    output: str,
-    mask: str | None = None,
-    ckpt: str | None = None,
-    device: str | None = None,
-    config: str | None = None,
-) -> int:
-    """Synthesize CT for one MR image or a folder of them.
-
-    Args:
-        bundle: bundle folder, e.g. ``bundles/pix2pix_ngf``.
-        input: MR image (NIfTI, MHA, PNG), a SynthRAD-style folder (``<ID>/mr.nii.gz`` [+ ``mask.nii.gz``]) or a
-            folder of images.
-        output: output folder (created); never the place of an input file.
-        mask: body mask of a single input image; the sCT is set to air outside it.
-        ckpt: model weights (default ``<bundle>/models/model.pt``).
-        device: e.g. ``cpu`` or ``cuda:0`` (default: a GPU when available).
-        config: an extra config file merged over ``inference.json``, e.g. the network size a model was trained with
-            (``configs/demo.json`` for the ``make demo`` model).
-    """
-    items = inference_items(dataset_dir=input, mask=mask)
-    overrides = {} if device is None else {"device": f"$torch.device('{device}')"}
-    extra = [config] if config else None
-    written = run_bundle_inference(bundle, items, output, ckpt=ckpt, extra_configs=extra, **overrides)
-    for path in written:
-        print(path)
-    return 0

@@ -33,6 +33,10 @@ __all__ = [
     "sct_name_formatter",
     "is_png",
     "case_name",
+    "SCT_POSTFIX",
+    "output_ext",
+    "sct_file_name",
+    "model_config_path",
 ]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -40,6 +44,7 @@ ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
 PNG_SUFFIXES = (".png",)
 # file names that say what an image is, not whose it is (SynthRAD: <ID>/mr.nii.gz)
 GENERIC_IMAGE_NAMES = ("mr", "mri", "image", "t1", "t2", "ct")
+SCT_POSTFIX = "sct"  # <case>_sct<ext>: the one name of a synthetic CT file (SaveImaged's output_postfix too)
 
 
 class InputError(ValueError):
@@ -185,6 +190,22 @@ class AtomicNibabelWriter(_AtomicWriteMixin, NibabelWriter):
 
 class AtomicPILWriter(_AtomicWriteMixin, PILWriter):
     """MONAI ``PILWriter`` (PNG), atomic."""
+
+
+def output_ext(eight_bit: bool) -> str:
+    """File suffix of the images of a dataset: 8-bit data are PNG slices, everything else NIfTI volumes."""
+    return ".png" if eight_bit else ".nii.gz"
+
+
+def sct_file_name(case: str, ext: str = ".nii.gz") -> str:
+    """``<case>_sct<ext>``: where inference writes, and evaluation looks for, the synthetic CT of a case."""
+    return f"{case}_{SCT_POSTFIX}{ext}"
+
+
+def model_config_path(model_path: str | os.PathLike) -> Path:
+    """The JSON beside a model's weights (``models/model.pt`` -> ``models/model.json``) recording what inference
+    needs to rebuild the network (its ``network_def``) and prepare the data (windows, orientation, patch size)."""
+    return Path(model_path).with_suffix(".json")
 
 
 def case_of(path: str | os.PathLike) -> str:

@@ -1,8 +1,8 @@
-"""``make bench``: speed and memory of the pix2pix_ngf bundle on this machine, with the bundle's real network sizes.
+"""``make bench [BUNDLE=pix2pix_ngf]``: speed and memory of a bundle on this machine, with its real network sizes.
 
 Prints:
-- inference: seconds per 3D MR volume (256 x 256 x 180) through the bundle's SliceInferer, and peak memory;
-- training: seconds per iteration at batch 4, 256 x 256 slices (generator + multi-scale discriminator, all losses).
+- inference: seconds per 3D MR volume (256 x 256 x 180) through the bundle's inferer, and peak memory;
+- training: seconds per iteration at batch 4 of 256 x 256 slices (2D bundles; generator + discriminator, all losses).
 
 Figures, not assertions: run it on the machine you care about.
 """
@@ -19,16 +19,15 @@ from monai.bundle import ConfigParser
 from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "bundles" / "pix2pix_ngf" / "configs"
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_inference(shape: tuple[int, int, int], repeats: int) -> None:
+def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int) -> None:
     parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.read_config(str(configs / "inference.json"))
     network = parser.get_parsed_content("network").eval()
     inferer = parser.get_parsed_content("inferer")
     volume = torch.rand(1, 1, *shape) * 2 - 1
@@ -44,9 +43,9 @@ def bench_inference(shape: tuple[int, int, int], repeats: int) -> None:
     )
 
 
-def bench_training(batch: int, size: int, iterations: int) -> None:
+def bench_training(configs: Path, batch: int, size: int, iterations: int) -> None:
     parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "train.json"))
+    parser.read_config(str(configs / "train.json"))
     samples = [
         {
             "image": torch.rand(1, size, size) * 2 - 1,
@@ -77,6 +76,7 @@ def bench_training(batch: int, size: int, iterations: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="pix2pix_ngf", help="bundle folder name under bundles/")
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 180))
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch", type=int, default=4)
@@ -84,8 +84,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
-    bench_inference(tuple(args.shape), args.repeats)
-    bench_training(args.batch, args.size, args.iterations)
+    configs = ROOT / "bundles" / args.bundle / "configs"
+    print(f"bundle {args.bundle}")
+    bench_inference(configs, tuple(args.shape), args.repeats)
+    bench_training(configs, args.batch, args.size, args.iterations)
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def train_and_evaluate(args: argparse.Namespace, lam: float, datalist: Path) -> 
         eval_dir = out / f"eval_{split}"
         if not (eval_dir / "summary.json").exists():
             run(
-                [py, "-m", "monai.bundle", "run", "inference", "--config_file",
+                [py, "-m", "monai.bundle", "run", "--config_file",
                  json.dumps([str(BUNDLE / n) for n in ("inference.json", "inference_png2d.json", "evaluate.json")]),
                  "--bundle_root", str(out), "--datalist", str(datalist), "--split", split,
                  "--output_dir", str(eval_dir), "--ckpt_path", str(out / "models" / "model.pt")] + network_flags(args),

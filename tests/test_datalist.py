@@ -1,4 +1,5 @@
-"""Datalists: every layout, split by subject (never by slice), deterministic for a seed, clear errors."""
+"""Datalists: the format (reading, the evaluation split) and every layout, split by subject (never by slice),
+deterministic for a seed, with named validation/test subjects, and clear errors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from custom.data.datalist import load_datalist, make_datalist, read_datalist, split_subjects
+from custom.data.datalist import Datalist, evaluation_split, load_datalist, read_datalist, write_datalist
+from custom.data.layouts import make_datalist, split_subjects
 from custom.io import InputError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -280,18 +282,163 @@ def test_load_datalist_resolves_relative_paths(tmp_path, monkeypatch):
         load_datalist(folder / "list.json", "training")
 
 
-def test_cli(tmp_path, capsys):
-    from custom.__main__ import main
-
+def test_summary_and_seed_recorded(tmp_path):
+    """What ``python -m custom datalist`` prints (``str()`` of the result) and records; CLI tests check the rest."""
     paired2d_tree(tmp_path / "data", {"1": 2, "2": 2, "3": 1})
     out = tmp_path / "d.json"
-    main(["datalist", "--root", str(tmp_path / "data"), "--layout", "paired2d", "--out", str(out), "--seed", "1"])
-    printed = capsys.readouterr().out
-    assert printed.strip().startswith(str(out)) and "3 subjects" in printed
+    result = make_datalist(str(tmp_path / "data"), "paired2d", str(out), seed=1)
+    assert isinstance(result, Datalist) and result.path == str(out)
+    assert str(result).startswith(str(out)) and "3 subjects" in str(result)
     assert json.loads(out.read_text())["seed"] == 1
-    with pytest.raises(SystemExit) as e:
-        main(["datalist", "--root", str(tmp_path / "nowhere"), "--layout", "paired2d", "--out", str(out)])
-    assert e.value.code == 2
+    with pytest.raises(InputError, match="dataset folder not found"):
+        make_datalist(str(tmp_path / "nowhere"), "paired2d", str(out))
+    with pytest.raises(InputError, match="--seed: expected an integer"):
+        make_datalist(str(tmp_path / "data"), "paired2d", str(out), seed=1.5)
+
+
+# ---------------------------------------------------------------------------------------------- named subjects
+SUBJECTS = {"2": 4, "16": 3, "20": 5, "21": 2, "28": 3}
+
+
+def named(tmp_path: Path, **kwargs) -> dict:
+    """A paired2d datalist of ``SUBJECTS`` made with ``kwargs``, as written to the JSON."""
+    if not (tmp_path / "data").is_dir():
+        paired2d_tree(tmp_path / "data", SUBJECTS)
+    make_datalist(str(tmp_path / "data"), "paired2d", str(tmp_path / "d.json"), **kwargs)
+    return json.loads((tmp_path / "d.json").read_text())
+
+
+@pytest.mark.parametrize("value", ["20,28", "20 28", " 28, 20 ", (20, 28), ["20", 28], ("20,28",)])
+def test_named_validation_subjects_forms(tmp_path, value):
+    data = named(tmp_path, val_subjects=value, seed=4)
+    groups = split_of(data)
+    assert groups["validation"] == {"20", "28"}
+    assert groups["training"] == {"2", "16", "21"} and groups["test"] == set()
+    assert data["val_subjects"] == ["20", "28"] and "val_fraction" not in data
+    assert data["test_fraction"] == 0.0 and "test_subjects" not in data
+    assert len(data["validation"]) == SUBJECTS["20"] + SUBJECTS["28"]  # every slice of a named subject
+
+
+def test_named_int_subject_and_fraction_ignored(tmp_path):
+    # fire turns ``--test_subjects 20`` into an int; the named split ignores its fraction (0.4 + 0.6 would be >= 1)
+    data = named(tmp_path, test_subjects=20, val_fraction=0.4, test_fraction=0.6, seed=1)
+    groups = split_of(data)
+    assert groups["test"] == {"20"} and data["test_subjects"] == ["20"] and "test_fraction" not in data
+    # validation is still drawn by its fraction (of all 5 subjects) from the 4 others, with the seed
+    assert len(groups["validation"]) == 2 and "20" not in groups["validation"] and data["val_fraction"] == 0.4
+    assert_disjoint(groups)
+    assert split_of(named(tmp_path, test_subjects="20", val_fraction=0.4, seed=1)) == groups  # deterministic
+    draws = {frozenset(split_of(named(tmp_path, test_subjects=20, seed=s))["validation"]) for s in range(6)}
+    assert len(draws) > 1 and not any("20" in d for d in draws)
+
+
+def test_named_both_splits(tmp_path):
+    data = named(tmp_path, val_subjects="2", test_subjects=("16", "21"), val_fraction=0.0, test_fraction=0.0)
+    assert split_of(data) == {"validation": {"2"}, "test": {"16", "21"}, "training": {"20", "28"}}
+    assert data["val_subjects"] == ["2"] and data["test_subjects"] == ["16", "21"]
+    assert "val_fraction" not in data and "test_fraction" not in data
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (
+            {"val_subjects": "20,99"},
+            r"--val-subjects: unknown subject\(s\) 99 \(the data has 5 subjects: 2, 16, 20, 21, 28",
+        ),
+        ({"test_subjects": 7}, r"--test-subjects: unknown subject\(s\) 7 "),
+        ({"val_subjects": "20,21", "test_subjects": "21"}, "--val-subjects and --test-subjects both name 21"),
+        ({"val_subjects": "2,16,20", "test_subjects": "21 28"}, r"name every subject \(2, 16, 20, 21, 28\).*training"),
+        ({"val_subjects": ""}, "--val-subjects: no subject id given"),
+        ({"val_subjects": 1.5}, "--val-subjects: expected subject ids"),
+        ({"test_subjects": True}, "--test-subjects: expected subject ids"),
+    ],
+)
+def test_named_subject_errors(tmp_path, kwargs, message):
+    paired2d_tree(tmp_path / "data", SUBJECTS)
+    with pytest.raises(InputError, match=message):
+        named(tmp_path, **kwargs)
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_named_unknown_subjects_listing_is_truncated(tmp_path):
+    synthrad_tree(tmp_path / "data", [f"1BA{i:03d}" for i in range(1, 13)])
+    with pytest.raises(InputError, match=r"unknown subject\(s\) 1BA099 .*12 subjects: 1BA001, .*1BA010 and 2 more"):
+        make_datalist(str(tmp_path / "data"), "synthrad2023", str(tmp_path / "d.json"), val_subjects="1BA099")
+
+
+def test_split_subjects_named():
+    subjects = [f"s{i}" for i in range(10)]
+    split = split_subjects(subjects, 0.2, 0.2, seed=3, test_subjects=("s1", "s2", "s3"))
+    assert {s for s, name in split.items() if name == "test"} == {"s1", "s2", "s3"}
+    assert sum(name == "validation" for name in split.values()) == 2 and sorted(split) == sorted(subjects)
+    with pytest.raises(InputError, match="s10"):
+        split_subjects(subjects, val_subjects="s10")
+    with pytest.raises(InputError, match="none left for training"):
+        split_subjects(["a", "b"], val_subjects="a", test_subjects="b")
+
+
+def test_named_unpaired_per_domain(tmp_path):
+    for i in range(4):
+        touch(tmp_path / "MR" / f"mr_{i}.nii.gz")
+        touch(tmp_path / "CT" / f"ct_{i}.nii.gz")
+    out = str(tmp_path / "d.json")
+    data = make_datalist(str(tmp_path), "unpaired", out, val_subjects="mr_1,ct_2", test_subjects=["ct_3"])
+    assert split_of(data, suffix="_mr")["validation"] == {"mr_1"} and split_of(data, suffix="_mr")["test"] == set()
+    assert split_of(data, suffix="_ct") == {"validation": {"ct_2"}, "test": {"ct_3"}, "training": {"ct_0", "ct_1"}}
+    assert data["val_subjects"] == ["ct_2", "mr_1"] and data["test_subjects"] == ["ct_3"]
+    # a name in neither domain
+    with pytest.raises(InputError, match=r"unknown subject\(s\) xx_1 .*8 subjects"):
+        make_datalist(str(tmp_path), "unpaired", out, val_subjects="mr_1,xx_1")
+    # a domain where every subject is named
+    with pytest.raises(InputError, match=r"\(CT volumes\): .*every subject \(ct_0, ct_1, ct_2, ct_3\)"):
+        make_datalist(str(tmp_path), "unpaired", out, val_subjects="ct_0,ct_1", test_subjects="ct_2,ct_3")
+
+
+# ------------------------------------------------------------------------------------------------------ format
+def test_read_datalist_of_a_dict_reads_nothing(tmp_path, monkeypatch):
+    data = {"training": [{"image": "relative/mr.nii.gz", "case": "a"}], "test": []}
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read a file")
+
+    monkeypatch.setattr("builtins.open", no_reading)
+    assert read_datalist(data) is data and data["training"][0]["image"] == "relative/mr.nii.gz"
+    assert load_datalist(data, "training") is data["training"]
+    with pytest.raises(InputError, match=r"^datalist: no split 'validation'"):
+        load_datalist(data, "validation")
+
+
+def test_read_datalist_once_and_pass_it_around(tmp_path):
+    path = tmp_path / "d.json"
+    write_datalist({"training": [{"image": "mr.nii.gz", "case": "a"}], "validation": []}, path)
+    data = read_datalist(path)
+    assert isinstance(data, Datalist) and data.path == str(path)
+    assert read_datalist(data) is data
+    assert load_datalist(data, "training")[0]["image"] == str(tmp_path / "mr.nii.gz")
+    with pytest.raises(InputError, match=f"^{path}: no split 'test'"):
+        load_datalist(data, "test")
+
+
+def test_evaluation_split(tmp_path):
+    item = {"image": "mr.nii.gz", "label": "ct.nii.gz", "case": "a"}
+    path = tmp_path / "d.json"
+    write_datalist({"training": [item], "validation": [item], "test": [item]}, path)
+    data = read_datalist(path)
+    assert evaluation_split(data) == "test"
+    assert evaluation_split(data, "training") == "training"  # an explicit split wins
+    data["test"] = []
+    assert evaluation_split(data) == "validation"
+    assert evaluation_split({"validation": [item]}) == "validation"  # no test list at all
+    with pytest.raises(InputError, match=f"^{path}: the 'test' list is missing or empty .*training, validation"):
+        evaluation_split(data, "test")
+    with pytest.raises(InputError, match=f"^{path}: the 'holdout' list is missing or empty"):
+        evaluation_split(data, "holdout")
+    data["validation"] = []
+    with pytest.raises(InputError, match=f"^{path}: the 'validation' list is missing or empty"):
+        evaluation_split(data)
+    with pytest.raises(InputError, match="^datalist: the 'validation' list"):
+        evaluation_split({"training": [item]})
 
 
 # --------------------------------------------------------------------------------------------------- real data

@@ -192,10 +192,13 @@ def test_out_is_a_file(tmp_path: Path):
 
 
 def test_cli(tmp_path: Path, capsys):
-    from custom.__main__ import main
+    from custom.cli import main
 
     out = tmp_path / "cli"
-    main(["demo-data", "--out", str(out), "--cases", "1", "--shape", "32,32,16", "--spacing", "6,6,10.5"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo-data", "--out", str(out), "--cases", "1", "--shape", "32,32,16", "--spacing", "6,6,10.5"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == str(out)
     assert (out / "1HD001" / "ct.nii.gz").is_file()
     assert read_image(out / "1HD001" / "mr.nii.gz")[0].shape == (32, 32, 16)
     with pytest.raises(SystemExit) as exit_info:

@@ -155,12 +155,14 @@ def test_missing_slice_and_bad_folders(tmp_path, hu):
 
 
 def test_cli(tmp_path, hu):
-    from custom.__main__ import main
+    from custom.cli import main
 
     src = tmp_path / "dicom"
     write_series(src, hu, "1.2.826.0.1.3680043.2.1125.1")
     out = tmp_path / "cli.nii.gz"
-    main(["dicom2nifti", "--src", str(src), "--out", str(out)])
+    with pytest.raises(SystemExit) as e:
+        main(["dicom2nifti", "--src", str(src), "--out", str(out)])
+    assert e.value.code == 0
     np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), hu.transpose(2, 1, 0))
     write_series(src, hu, "1.2.826.0.1.3680043.2.1125.2")
     with pytest.raises(SystemExit) as e:

@@ -1,7 +1,7 @@
 """Dataset checks before training: every problem of every case, reported at once as a (file, problem) table.
 
-Command line: ``python -m custom check --datalist F [--eight-bit]`` prints the table (or ``OK: N cases, no
-problems``) and exits with 1 if there is any problem. Training and inference call :func:`assert_valid_items`.
+``python -m custom check --datalist F [--eight-bit]`` prints the table (or ``OK: N cases, no problems``) and exits
+with 1 if there is any problem. Training and inference call :func:`assert_valid_items`.
 
 Per case (:func:`check_case`; keys ``image`` = MR, ``label`` = CT, ``mask``, any may be absent):
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from custom.io import InputError, read_image
 
-__all__ = ["check_case", "check_items", "check_datalist", "check_command", "assert_valid_items", "format_table"]
+__all__ = ["check_case", "check_items", "check_datalist", "assert_valid_items", "format_table"]
 
 IMAGE_KEYS = ("image", "label", "mask")
 _NAMES = {"image": "MR", "label": "CT", "mask": "mask"}
@@ -197,11 +197,12 @@ def _leaks(path: str, data: dict, splits: list[str]) -> list[Problem]:
     return problems
 
 
-def check_datalist(datalist_path: str | os.PathLike, eight_bit: bool | None = None) -> list[Problem]:
+def check_datalist(datalist_path: str | os.PathLike | dict, eight_bit: bool | None = None) -> list[Problem]:
     """All the problems of all the cases of every split of a datalist JSON, plus leakage between splits.
 
     Args:
-        datalist_path: datalist JSON (paths absolute or relative to its folder).
+        datalist_path: datalist JSON (paths absolute or relative to its folder), or its content as read by
+            :func:`custom.data.datalist.read_datalist`.
         eight_bit: 8-bit 2D slices; ``None``: the JSON's ``eight_bit`` (false when absent).
 
     Raises:
@@ -213,7 +214,7 @@ def check_datalist(datalist_path: str | os.PathLike, eight_bit: bool | None = No
     if eight_bit is None:
         eight_bit = bool(data.get("eight_bit", False))
     splits = datalist_splits(data)
-    path = str(datalist_path)
+    path = str(getattr(data, "path", None) or datalist_path)
     problems: list[Problem] = []
     if not any(data[s] for s in splits):
         problems.append((path, "no cases (no non-empty list of items such as 'training')"))
@@ -232,22 +233,6 @@ def format_table(problems: Sequence[Problem]) -> str:
     width = max([len("FILE")] + [len(f) for f, _ in problems])
     lines = [f"{'FILE':<{width}}  PROBLEM"] + [f"{f:<{width}}  {p}" for f, p in problems]
     return "\n".join(lines)
-
-
-def check_command(datalist: str, eight_bit: bool | None = None) -> int:
-    """``python -m custom check --datalist F``: print every problem as a table; 0 if none, 1 otherwise."""
-    from custom.data.datalist import datalist_splits, read_datalist
-
-    problems = check_datalist(datalist, eight_bit=eight_bit)
-    data = read_datalist(datalist)
-    n_cases = sum(len(data[s]) for s in datalist_splits(data))
-    if not problems:
-        print(f"OK: {n_cases} cases, no problems")
-        return 0
-    files = len({f for f, _ in problems})
-    print(format_table(problems))
-    print(f"\n{len(problems)} problem(s) in {files} file(s); {n_cases} cases checked")
-    return 1
 
 
 def assert_valid_items(items: Sequence[dict], eight_bit: bool = False, what: str = "training") -> None:

@@ -1,7 +1,13 @@
-"""What inference runs on: a datalist split, one image, a SynthRAD-style case folder tree, or a folder of images."""
+"""What inference runs on: a datalist split, one image, a case-folder tree, or a folder of images.
+
+Case folders are found by file name (configurable per bundle in ``inference.json``'s ``input_names``): with the
+default ``image_names=("mr", "mri")`` and ``mask_names=("mask",)``, SynthRAD-style ``<root>/<ID>/mr.nii.gz`` (with an
+optional ``mask.nii.gz``), also one level deeper (``<root>/<region>/<ID>/``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, PNG_SUFFIXES, InputError, case_name, case_of
@@ -9,27 +15,28 @@ from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, PNG_SUFFIXES, InputError, ca
 __all__ = ["inference_items", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES + PNG_SUFFIXES
-MR_NAMES = ("mr", "mri")
-MASK_NAMES = ("mask",)
 
 
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _named(folder: Path, names: tuple[str, ...]) -> Path | None:
+def _named(folder: Path, names: Sequence[str]) -> Path | None:
     found = sorted(p for p in folder.iterdir() if _is_image(p) and case_name(p).lower() in names)
     return found[0] if found else None
 
 
-def _case_folder_items(root: Path) -> list[dict]:
-    """SynthRAD-style ``<root>/<ID>/mr.*`` (optionally ``mask.*``), also one level deeper (``<region>/<ID>``)."""
+def _case_folder_items(root: Path, image_names: Sequence[str], mask_names: Sequence[str]) -> list[dict]:
+    """``<root>/<ID>/<image name>.*`` (optionally ``<mask name>.*``), also one level deeper (``<region>/<ID>``)."""
     items = []
-    for mr in sorted(root.glob("*/mr.*")) + sorted(root.glob("*/*/mr.*")):
-        if not _is_image(mr):
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    folders += sorted(q for p in folders for q in p.iterdir() if q.is_dir())
+    for folder in folders:
+        image = _named(folder, image_names)
+        if image is None:
             continue
-        item = {"image": str(mr), "case": mr.parent.name}
-        mask = _named(mr.parent, MASK_NAMES)
+        item = {"image": str(image), "case": folder.name}
+        mask = _named(folder, mask_names)
         if mask is not None:
             item["mask"] = str(mask)
         items.append(item)
@@ -37,29 +44,32 @@ def _case_folder_items(root: Path) -> list[dict]:
 
 
 def inference_items(
-    datalist: str | None = None, dataset_dir: str | None = None, split: str = "test", mask: str | None = None
+    datalist: str | dict | None = None,
+    dataset_dir: str | None = None,
+    split: str | None = None,
+    mask: str | None = None,
+    image_names: Sequence[str] = ("mr", "mri"),
+    mask_names: Sequence[str] = ("mask",),
 ) -> list[dict]:
     """Items ``{"image", ["mask"], "case"}`` to run inference on.
 
     Args:
-        datalist: a datalist JSON (``python -m custom datalist``): its ``split`` list is used (falling back to
-            ``validation`` when ``split`` is empty). Takes precedence over ``dataset_dir``.
-        dataset_dir: one image file (NIfTI, MHA, PNG), a SynthRAD-style folder (``<ID>/mr.nii.gz`` with an optional
-            ``mask.nii.gz``; ``.mha`` too), or a folder of image files.
-        split: datalist split.
+        datalist: a datalist JSON (``python -m custom datalist``) or its content: its ``split`` list is used.
+            Takes precedence over ``dataset_dir``.
+        dataset_dir: one image file (NIfTI, MHA, PNG), a case-folder tree, or a folder of image files.
+        split: datalist split; default ``test``, or ``validation`` when ``test`` is empty
+            (:func:`custom.data.datalist.evaluation_split`).
         mask: body mask for a single-image ``dataset_dir``.
+        image_names, mask_names: file names (without suffix, lower case) of the image and the mask in a case folder.
 
     Raises:
         InputError: nothing given, path missing, or no image found.
     """
     if datalist:
-        from custom.data.datalist import load_datalist
+        from custom.data.datalist import evaluation_split, read_datalist
 
-        items = load_datalist(datalist, split)
-        if not items and split == "test":
-            items = load_datalist(datalist, "validation")
-        if not items:
-            raise InputError(f"{datalist}: no cases in split {split!r}")
+        data = read_datalist(datalist)
+        items = data[evaluation_split(data, split)]
         return [{k: v for k, v in item.items() if k in ("image", "mask", "case")} for item in items]
     if not dataset_dir:
         raise InputError("no input: give a datalist (--datalist) or an image/folder (--dataset_dir)")
@@ -75,9 +85,10 @@ def inference_items(
         return [item]
     if mask:
         raise InputError(f"{mask}: a mask goes with a single input image, not with the folder {root}")
-    items = _case_folder_items(root)
+    names = [n.lower() for n in image_names]
+    items = _case_folder_items(root, names, [n.lower() for n in mask_names])
     if not items:
         items = [{"image": str(p), "case": case_name(p)} for p in sorted(root.iterdir()) if _is_image(p)]
     if not items:
-        raise InputError(f"{root}: no MR images found (expected <ID>/mr.nii.gz|.mha or image files)")
+        raise InputError(f"{root}: no images found (expected <ID>/{names[0]}.nii.gz|.mha or image files)")
     return items

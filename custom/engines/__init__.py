@@ -1,5 +1,6 @@
-"""Training engines (MONAI ``Trainer`` subclasses) for the sCT bundles."""
+"""Training engines (MONAI ``Trainer`` subclasses): the shared GAN machinery and the GAN steps built on it."""
 
-from custom.engines.pix2pix_trainer import LOSS_NAMES, Pix2PixTrainer, discriminator_logits
+from custom.engines.gan_trainer import GanTrainer
+from custom.engines.pix2pix_trainer import Pix2PixTrainer
 
-__all__ = ["LOSS_NAMES", "Pix2PixTrainer", "discriminator_logits"]
+__all__ = ["GanTrainer", "Pix2PixTrainer"]

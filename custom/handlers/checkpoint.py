@@ -7,14 +7,17 @@ always written to a temporary file then renamed over the old one:
 - ``ResumableCheckpoint``: the whole training state (networks, optimizers, LR schedulers, the trainer's epoch and
   iteration, the best-model saver's best value), saved every ``save_interval`` epochs and loaded at start when it
   exists, so a killed run continues with the same epoch, optimizer and LR schedule.
-- ``BestModelSaver``: the model zoo's ``models/model.pt`` (``{"model": generator state dict}``), saved on the
-  evaluator whenever the key validation metric improves (lower is better by default, e.g. MAE in HU).
+- ``BestModelSaver``: the model zoo's ``models/model.pt`` (the generator's plain state dict, which loads strictly into
+  the bundle's ``network_def``), saved on the evaluator whenever the key validation metric improves (lower is better
+  by default, e.g. MAE in HU), with ``models/model.json`` beside it: the config inference needs to rebuild that
+  network and prepare data as in training (``custom.io.model_config_path``).
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -25,7 +28,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 
-from custom.io import atomic_write
+from custom.io import atomic_write, model_config_path, write_text
 
 __all__ = ["atomic_torch_save", "ResumableCheckpoint", "BestModelSaver"]
 
@@ -91,25 +94,36 @@ class ResumableCheckpoint:
 
 
 class BestModelSaver:
-    """Save ``{"model": network.state_dict()}`` whenever the evaluator's key metric improves.
+    """Save ``network.state_dict()`` (plain, no wrapper key) whenever the evaluator's key metric improves, and the
+    model's config beside it (``model.pt`` -> ``model.json``: ``{"config": config, "best": metric, value, epoch}``).
 
     Attach to the evaluator. Its ``state_dict`` (best value and epoch) goes into the resumable checkpoint so that a
     resumed run does not overwrite a better model with a worse one.
 
     Args:
         save_path: e.g. ``models/model.pt``.
-        network: the network whose weights are saved (the generator).
+        network: the network whose weights are saved (the generator, i.e. the bundle's ``network_def``).
         metric_name: key in ``engine.state.metrics``; default the evaluator's key metric.
         mode: ``"min"`` (lower is better, e.g. MAE) or ``"max"``.
+        config: inference config overrides that rebuild this model (``network_def`` as data, windows, orientation,
+            patch size): ``python -m custom infer --ckpt model.pt`` applies them.
     """
 
-    def __init__(self, save_path: str, network: torch.nn.Module, metric_name: str | None = None, mode: str = "min"):
+    def __init__(
+        self,
+        save_path: str,
+        network: torch.nn.Module,
+        metric_name: str | None = None,
+        mode: str = "min",
+        config: Mapping[str, Any] | None = None,
+    ):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
         self.save_path = str(save_path)
         self.network = network
         self.metric_name = metric_name
         self.mode = mode
+        self.config = dict(config or {})
         self.best_value = math.inf if mode == "min" else -math.inf
         self.best_epoch = -1
 
@@ -128,8 +142,10 @@ class BestModelSaver:
         value = float(engine.state.metrics[name])
         if math.isfinite(value) and self._improved(value):
             self.best_value, self.best_epoch = value, int(engine.state.epoch)
-            os.makedirs(os.path.dirname(os.path.abspath(self.save_path)), exist_ok=True)
-            atomic_torch_save({"model": self.network.state_dict()}, self.save_path)
+            best = {"metric": name, "value": value, "epoch": self.best_epoch}
+            record = json.dumps({"config": self.config, "best": best}, indent=2)
+            write_text(record + "\n", model_config_path(self.save_path))
+            atomic_torch_save(self.network.state_dict(), self.save_path)
             logger.info(f"New best {name} = {value:.4f} at epoch {self.best_epoch}: saved {self.save_path}")
 
     def state_dict(self) -> dict:

@@ -1,9 +1,8 @@
-"""SynthRAD image metrics (MAE, PSNR, SSIM / MS-SSIM, plus bone Dice and local SSIM) and the ``evaluate`` command.
+"""SynthRAD image metrics (MAE, PSNR, SSIM / MS-SSIM, plus bone Dice and local SSIM) on arrays, their summaries, and
+the masked-MAE Ignite metric the bundles validate with. Reading files and datalists is :mod:`custom.scoring`'s job."""
 
-See :mod:`custom.metrics.synthrad` for the definitions and :mod:`custom.metrics.evaluate` for scoring files.
-"""
-
-from custom.metrics.evaluate import evaluate_case, evaluate_command, evaluate_datalist, parse_range, summarize
+from custom.metrics.masked_mae import MaskedMAE
+from custom.metrics.summary import format_summary, summarize
 from custom.metrics.synthrad import (
     EIGHT_BIT_RANGE,
     MS_SSIM_WEIGHTS,
@@ -27,8 +26,10 @@ __all__ = [
     "PROTOCOLS",
     "SYNTHRAD2023_RANGE",
     "SYNTHRAD2025_RANGE",
+    "MaskedMAE",
     "bone_dice",
     "compute_metrics",
+    "format_summary",
     "local_ssim",
     "mae",
     "ms_ssim",
@@ -36,9 +37,5 @@ __all__ = [
     "psnr",
     "resolve_protocols",
     "ssim",
-    "evaluate_case",
-    "evaluate_command",
-    "evaluate_datalist",
-    "parse_range",
     "summarize",
 ]

@@ -1,0 +1,256 @@
+"""Command line: ``python -m custom <command> [--flags]`` (built with fire; ``--help`` on any command).
+
+Commands: ``demo-data``, ``datalist``, ``dicom2nifti``, ``check``, ``evaluate``, ``infer``.
+Bad input stops with one line naming the file and the problem (exit code 2), never a traceback.
+
+This is the only module that parses arguments or prints: the library functions it calls return results and raise
+:class:`custom.io.InputError`. Heavy imports happen inside the commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from custom.io import InputError
+
+__all__ = ["main", "COMMANDS"]
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+def _text_list(value: Any) -> list[str] | None:
+    """A list flag as fire gives it: None, one value, a tuple/list, or a ``"a,b"`` / ``"a b"`` string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def parse_range(value: Any) -> tuple[float, float] | None:
+    """``--range`` as given by fire: ``None``, a tuple/list ``(0, 255)`` or a string ``"0,255"`` / ``"0 255"``."""
+    if value is None:
+        return None
+    parts = _text_list(value.strip().strip("[]()") if isinstance(value, str) else value)
+    try:
+        lo, hi = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise InputError(f"--range: expected two numbers lo,hi (e.g. --range 0,255), got {value!r}") from None
+    if not hi > lo:
+        raise InputError(f"--range: expected lo < hi, got {value!r}")
+    return lo, hi
+
+
+# ----------------------------------------------------------------------------------------------------- commands
+def _printed(target: str) -> Callable:
+    """The library function ``module:function`` as a command that prints its result (its ``str``) and exits 0.
+
+    Imported on use so that ``--help`` of other commands stays fast; fire reads the function's own signature and
+    docstring through ``functools.wraps``.
+    """
+    module, name = target.split(":")
+    func = getattr(importlib.import_module(module), name)
+
+    @functools.wraps(func)
+    def command(*args, **kwargs):
+        print(func(*args, **kwargs))
+        return 0
+
+    return command
+
+
+def check(datalist: str, eight_bit: bool | None = None):
+    """Check every case of a datalist; print a table of every problem. Exit code 0 if none, 1 otherwise.
+
+    Args:
+        datalist: datalist JSON.
+        eight_bit: 8-bit 2D PNG slices (default: the datalist's own eight_bit flag).
+    """
+    from custom.data.check import check_datalist, format_table
+    from custom.data.datalist import datalist_splits, read_datalist
+
+    data = read_datalist(datalist)
+    problems = check_datalist(data, eight_bit=eight_bit)
+    n_cases = sum(len(data[s]) for s in datalist_splits(data))
+    if not problems:
+        print(f"OK: {n_cases} cases, no problems")
+        return 0
+    print(format_table(problems))
+    print(f"\n{len(problems)} problem(s) in {len({f for f, _ in problems})} file(s); {n_cases} cases checked")
+    return 1
+
+
+def evaluate(
+    *extra: Any,
+    pred: str | None = None,
+    ct: str | None = None,
+    mask: str | None = None,
+    protocol: str = "synthrad2023",
+    json: str | None = None,
+    datalist: str | None = None,
+    pred_dir: str | None = None,
+    out_dir: str | None = None,
+    range: Any = None,
+    region_mask: str | None = None,
+    bone_threshold: float = 250.0,
+    split: str | None = None,
+):
+    """Score synthetic CTs with the SynthRAD metrics (one case, or every case of a datalist).
+
+    Args:
+        extra: nothing, except the second value of ``--range lo hi``.
+        pred: synthetic CT file (single-case mode).
+        ct: reference CT file (single-case mode); pred must be on its grid.
+        mask: body mask file (single-case mode); default: the whole image.
+        protocol: synthrad2023 (MAE, PSNR, SSIM), synthrad2025 (MAE, PSNR, MS-SSIM) or all (both, prefixed names).
+        json: single-case mode: write the metrics to this JSON file.
+        datalist: datalist JSON (datalist mode); scores its "test" list ("validation" if "test" is empty).
+        pred_dir: datalist mode: folder of the predictions <case>_sct.nii.gz (.png for 8-bit datalists).
+        out_dir: datalist mode: where metrics.csv and summary.json go (default: pred_dir).
+        range: value range lo,hi replacing the HU ranges, e.g. 0,255 (automatic for PNG / 8-bit datalists).
+        region_mask: single case: region mask file; datalist mode: key of the items holding it. Adds local_ssim.
+        bone_threshold: threshold of bone_dice, image units (HU).
+        split: datalist mode: the list to score instead of test/validation.
+    """
+    from custom.metrics import PROTOCOLS, format_summary, resolve_protocols
+    from custom.scoring import evaluate_case, evaluate_datalist, write_json
+
+    # fire gives "--range 0 255" as range=0 plus an extra positional 255
+    if extra:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (range, *extra))
+        if len(extra) != 1 or not numbers:
+            raise InputError(
+                f"evaluate: unexpected argument(s) {' '.join(map(str, extra))} (use flags: --pred, --ct, --mask, ...)"
+            )
+        range = (range, extra[0])
+    if protocol != "all" and protocol not in PROTOCOLS:
+        raise InputError(f"--protocol: unknown protocol {protocol!r}, expected one of {sorted(PROTOCOLS)} or 'all'")
+    names = resolve_protocols(protocol)
+    value_range = parse_range(range)
+    if datalist is not None:
+        if pred is not None or ct is not None:
+            raise InputError("evaluate: give either --pred/--ct/--mask or --datalist/--pred-dir, not both")
+        if pred_dir is None:
+            raise InputError(f"{datalist}: --pred-dir (folder of the predictions) is required with --datalist")
+        _, summary = evaluate_datalist(
+            datalist,
+            pred_dir,
+            out_dir,
+            protocols=names,
+            value_range=value_range,
+            split=None if split is None else str(split),
+            region_mask_key=None if region_mask is None else str(region_mask),
+            bone_threshold=float(bone_threshold),
+        )
+        out = out_dir if out_dir is not None else pred_dir
+        print(f"{summary['n']} cases of '{summary['split']}' scored ({', '.join(names)})")
+        print(format_summary(summary["metrics"]))
+        print(f"wrote {out}/metrics.csv and {out}/summary.json")
+        return 0
+    if pred is None or ct is None:
+        raise InputError(
+            "evaluate: give --pred SCT --ct CT [--mask MASK] for one case, or --datalist FILE --pred-dir DIR"
+        )
+    metrics = evaluate_case(
+        str(pred),
+        str(ct),
+        None if mask is None else str(mask),
+        protocols=names,
+        value_range=value_range,
+        region_mask_path=None if region_mask is None else str(region_mask),
+        bone_threshold=float(bone_threshold),
+    )
+    for key, value in metrics.items():
+        print(f"{key}: {value:.6f}")
+    if json is not None:
+        write_json(metrics, str(json))
+        print(f"wrote {json}")
+    return 0
+
+
+def infer(
+    bundle: str,
+    output: str,
+    input: str | None = None,
+    mask: str | None = None,
+    ckpt: str | None = None,
+    device: str | None = None,
+    config: Any = None,
+    **overrides: Any,
+):
+    """Synthesize CT with a bundle: one MR image, a folder of them, or a datalist split (``--datalist F``).
+
+    The model's own record (``model.json`` beside ``model.pt``, written by training) gives the network and the
+    intensity settings, so no config is needed; ``--config`` files (several: ``--config a.json,b.json``) and any
+    ``--key value`` of the bundle's inference config (``--patch_size "[192,192]"``, ``--datalist d.json --split
+    test``) are merged on top, as with ``python -m monai.bundle run``.
+
+    Args:
+        bundle: bundle folder, e.g. bundles/pix2pix_ngf.
+        output: output folder (created); never the place of an input file.
+        input: MR image (NIfTI, MHA, PNG), a SynthRAD-style folder (<ID>/mr.nii.gz [+ mask.nii.gz]) or a folder of
+            images. Not needed with --datalist.
+        mask: body mask of a single input image; the sCT is set to air outside it.
+        ckpt: model weights (default <bundle>/models/model.pt).
+        device: e.g. cpu or cuda:0 (default: a GPU when available).
+        config: extra config file(s) merged over inference.json, e.g. configs/evaluate.json.
+        overrides: any id of the inference config, e.g. --datalist F --split test.
+    """
+    from custom.inference import run_bundle_inference
+
+    if input is None and not overrides.get("datalist"):
+        raise InputError("infer: give --input (an MR image or folder) or --datalist (a datalist JSON)")
+    if input is not None:
+        overrides.update(dataset_dir=str(input), mask_file=None if mask is None else str(mask))
+    elif mask is not None:
+        raise InputError(f"{mask}: --mask goes with --input (a single MR image), not with --datalist")
+    if device is not None:
+        overrides["device"] = f"$torch.device('{device}')"
+    written = run_bundle_inference(bundle, _text_list(config) or (), ckpt=ckpt, output_dir=str(output), **overrides)
+    for path in written:
+        print(path)
+    return 0
+
+
+# command -> the function, or "module:function" of a library function whose result is printed
+COMMANDS: dict[str, Callable | str] = {
+    "demo-data": "custom.data.demo:make_demo_data",
+    "datalist": "custom.data.layouts:make_datalist",
+    "dicom2nifti": "custom.data.dicom:dicom_to_nifti",
+    "check": check,
+    "evaluate": evaluate,
+    "infer": infer,
+}
+
+
+def _clear_errors(func: Callable) -> Callable:
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            code = func(*args, **kwargs)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        sys.exit(code)
+
+    return wrapper
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run one command; exits with its code (0 success, 1 check found problems, 2 bad input)."""
+    import fire
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
+        print(__doc__.strip().split("\n\n")[0] + "\n\nCommands:\n" + "\n".join(f"  {c}" for c in COMMANDS))
+        sys.exit(0 if not argv or argv[0] in ("-h", "--help") else 2)
+    command = COMMANDS[argv[0]]
+    command = _printed(command) if isinstance(command, str) else command
+    fire.Fire(_clear_errors(command), command=argv[1:], name=f"python -m custom {argv[0]}")

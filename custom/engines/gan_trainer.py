@@ -1,0 +1,143 @@
+"""Base of the adversarial trainers: what every GAN step shares, so a new step (Pix2Pix, CycleGAN) is only its math.
+
+A subclass names its networks and optimizers and writes ``_iteration``; this class gives it:
+
+- mixed precision: ``autocast()`` and one ``GradScaler`` per optimizer on CUDA (``amp=True``; CPU stays float32),
+  ``update(name, loss)`` = zero_grad, backward (scaled), step;
+- ``frozen(*networks)``: ``requires_grad`` off for the networks only while the generator step runs;
+- per-term epoch averages in ``engine.state.metrics`` (Ignite ``Average`` over the iterations of an epoch), attached
+  before the handlers so that MONAI's ``StatsHandler``/``TensorBoardStatsHandler``/``MLFlowHandler`` read this
+  epoch's values at ``EPOCH_COMPLETED``;
+- ``publish(output)``: the iteration output decollated (one dict per sample, as MONAI's ``SupervisedTrainer``) with
+  MONAI's iteration events, so ``--tracking mlflow`` and the stats handlers work;
+- ``state_dict``/``load_state_dict`` with the scalers, for ``custom.handlers.ResumableCheckpoint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+from ignite.metrics import Average
+from monai.engines import Trainer
+from monai.engines.utils import IterationEvents
+from torch.optim.optimizer import Optimizer
+from torch.utils.data import DataLoader
+
+__all__ = ["GanTrainer"]
+
+
+class GanTrainer(Trainer):
+    """Shared machinery of the GAN trainers (see the module docstring).
+
+    Args:
+        device: device to train on.
+        max_epochs: number of epochs.
+        train_data_loader: the training batches.
+        optimizers: ``{name: optimizer}``; ``update(name, loss)`` steps one of them.
+        loss_names: the names of the values averaged per epoch (``loss_g``, ``loss_d``, ``loss_<term>``, ...).
+        epoch_length: iterations per epoch, default ``len(train_data_loader)``.
+        non_blocking: non-blocking host-to-device copies.
+        train_handlers: Ignite/MONAI handlers to attach.
+        amp: mixed precision on CUDA (ignored on CPU).
+        optim_set_to_none: ``zero_grad(set_to_none=...)``.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: DataLoader,
+        optimizers: Mapping[str, Optimizer],
+        loss_names: Sequence[str],
+        epoch_length: int | None = None,
+        non_blocking: bool = False,
+        train_handlers: Sequence | None = None,
+        amp: bool = False,
+        optim_set_to_none: bool = True,
+    ) -> None:
+        if len(set(loss_names)) != len(loss_names):
+            raise ValueError(f"loss names must be unique, got {list(loss_names)}.")
+        amp = bool(amp) and torch.device(device).type == "cuda"
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            amp=amp,
+            decollate=True,  # per-sample output items, as MONAI's handlers (and --tracking mlflow) expect
+        )
+        self.optimizers = dict(optimizers)
+        self.scalers = {name: torch.amp.GradScaler("cuda") for name in self.optimizers} if amp else {}
+        self.loss_names = tuple(loss_names)
+        self.optim_set_to_none = optim_set_to_none
+        for name in self.loss_names:
+            Average(output_transform=lambda out, key=name: out[0][key], device="cpu").attach(self, name)
+        if train_handlers is not None:
+            self._register_handlers(train_handlers)
+
+    def autocast(self):
+        """Mixed-precision context of the forward passes (a no-op without ``amp``)."""
+        return torch.autocast("cuda") if self.amp else nullcontext()
+
+    @staticmethod
+    @contextmanager
+    def frozen(*networks: torch.nn.Module) -> Iterator[None]:
+        """No parameter gradients for ``networks`` inside the block (the discriminators during the generator step)."""
+        for network in networks:
+            network.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for network in networks:
+                network.requires_grad_(True)
+
+    def update(self, name: str, loss: torch.Tensor, after_backward: bool = False) -> None:
+        """Zero the gradients of optimizer ``name``, back-propagate ``loss`` (scaled with amp) and step.
+
+        ``after_backward`` fires MONAI's ``BACKWARD_COMPLETED`` between backward and step (the generator update).
+        """
+        optimizer, scaler = self.optimizers[name], self.scalers.get(name)
+        optimizer.zero_grad(set_to_none=self.optim_set_to_none)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        if after_backward:
+            self.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
+
+    def publish(self, output: dict[str, Any], losses: Mapping[str, torch.Tensor | float]) -> dict[str, Any]:
+        """Set ``state.output`` to ``output`` plus every loss value as a float, then fire ``MODEL_COMPLETED`` (MONAI
+        decollates the output on it); returns the (decollated) output."""
+        missing = set(self.loss_names) - set(losses)
+        if missing:
+            raise KeyError(f"{type(self).__name__}: no value for {sorted(missing)} in this iteration.")
+        output.update(
+            {
+                name: float(value.detach() if isinstance(value, torch.Tensor) else value)
+                for name, value in losses.items()
+            }
+        )
+        self.state.output = output
+        self.fire_event(IterationEvents.MODEL_COMPLETED)
+        return self.state.output
+
+    def state_dict(self) -> dict:
+        """Engine progress plus the scalers (with amp), for ``custom.handlers.ResumableCheckpoint``."""
+        state = super().state_dict()
+        if self.scalers:
+            state["scalers"] = {name: scaler.state_dict() for name, scaler in self.scalers.items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        scalers = state_dict.pop("scalers", None)
+        super().load_state_dict(state_dict)
+        for name, state in (scalers or {}).items():
+            if name in self.scalers:
+                self.scalers[name].load_state_dict(state)

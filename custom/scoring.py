@@ -1,0 +1,238 @@
+"""Scoring synthetic CT files against reference CT files: one case, or every case of a datalist split.
+
+Reads the images (:func:`custom.io.read_image`), checks that prediction, CT and masks share one grid, and computes the
+SynthRAD metrics of :mod:`custom.metrics` (array code only). In datalist mode the prediction of case ``c`` is
+``<pred_dir>/<c>_sct<ext>`` (:func:`custom.io.sct_file_name`; ``.png`` for 8-bit datalists, which are scored in
+8-bit mode, range (0, 255)); the results go to ``metrics.csv`` (one row per case) and ``summary.json`` (mean, std,
+median and count per metric).
+
+Metric names: with one protocol ``mae``, ``psnr``, ``ssim`` (synthrad2023) or ``ms_ssim`` (synthrad2025); with
+several, the protocol metrics are prefixed by the protocol name (``synthrad2023_mae``, ..., ``synthrad2025_ms_ssim``).
+``bone_dice`` and ``local_ssim`` (only with a region mask) are protocol independent and never prefixed. JSON files
+hold non-finite values (PSNR of identical images) as ``null``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from custom.data.datalist import evaluation_split, read_datalist
+from custom.io import InputError, case_name, is_png, output_ext, read_image, sct_file_name, write_text
+from custom.metrics import EIGHT_BIT_RANGE, compute_metrics, resolve_protocols, summarize
+
+__all__ = ["ScoredCase", "evaluate_case", "evaluate_datalist", "scored_cases", "write_json", "GRID_TOLERANCE_MM"]
+
+GRID_TOLERANCE_MM = 1e-3
+PathLike = str | os.PathLike
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_json(data: Any, path: PathLike) -> str:
+    """Indented JSON, non-finite numbers as ``null``, written atomically."""
+    return write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n", path)
+
+
+def _grid_difference(shape_a, affine_a, shape_b, affine_b) -> str | None:
+    """Why two images are not on the same grid (None if they are): shape, or affine beyond the tolerance (mm)."""
+    if tuple(shape_a) != tuple(shape_b):
+        return f"shape {tuple(shape_a)} vs {tuple(shape_b)}"
+    diff = float(np.max(np.abs(np.asarray(affine_a) - np.asarray(affine_b))))
+    if diff > GRID_TOLERANCE_MM:
+        return (
+            f"affines differ by up to {diff:.4g} mm (tolerance {GRID_TOLERANCE_MM} mm); "
+            f"origins {np.round(affine_a[:3, 3], 3).tolist()} vs {np.round(affine_b[:3, 3], 3).tolist()}, "
+            f"voxel sizes {np.round(np.linalg.norm(affine_a[:3, :3], axis=0), 4).tolist()} vs "
+            f"{np.round(np.linalg.norm(affine_b[:3, :3], axis=0), 4).tolist()}"
+        )
+    return None
+
+
+def _read_on_grid(path: PathLike, ct_path: PathLike, ct_shape, ct_affine, ndim: int | None, what: str) -> np.ndarray:
+    array, affine = read_image(path, ndim=ndim)
+    problem = _grid_difference(array.shape, affine, ct_shape, ct_affine)
+    if problem is not None:
+        raise InputError(f"{path}: {what} is not on the grid of the CT {ct_path}: {problem}")
+    return array
+
+
+def evaluate_case(
+    pred_path: PathLike,
+    ct_path: PathLike,
+    mask_path: PathLike | None = None,
+    protocols: str | Sequence[str] = ("synthrad2023", "synthrad2025"),
+    value_range: Sequence[float] | None = None,
+    region_mask_path: PathLike | None = None,
+    bone_threshold: float = 250.0,
+    ndim: int | None = None,
+) -> dict[str, float]:
+    """Read one prediction, its CT and (optional) masks, check them, and return the metrics.
+
+    Args:
+        pred_path: synthetic CT file (any format of :func:`custom.io.read_image`).
+        ct_path: reference CT file; the prediction must be on its grid (shape, affine within 1e-3 mm).
+        mask_path: body mask file on the CT grid; ``None`` = the whole image.
+        protocols: protocol name, sequence of names, or ``"all"``; with several protocols the metric names are
+            prefixed (see :func:`custom.metrics.compute_metrics`).
+        value_range: ``(lo, hi)`` replacing the protocols' HU ranges; ``None`` for PNG inputs means 8-bit mode
+            ``(0, 255)``.
+        region_mask_path: optional region mask (adds ``local_ssim``).
+        bone_threshold: threshold of ``bone_dice`` (image units).
+        ndim: required number of spatial dimensions (2 or 3), if any.
+
+    Raises:
+        InputError: unreadable files, grid mismatch, NaN values, empty mask, image too small (message names the file).
+    """
+    names = resolve_protocols(protocols)
+    if value_range is None and is_png(ct_path):
+        value_range = EIGHT_BIT_RANGE
+    ct, ct_affine = read_image(ct_path, ndim=ndim)
+    pred = _read_on_grid(pred_path, ct_path, ct.shape, ct_affine, ct.ndim, "prediction")
+    for array, path in ((ct, ct_path), (pred, pred_path)):
+        if not np.all(np.isfinite(array)):
+            raise InputError(f"{path}: image contains NaN or infinite values")
+    mask = None
+    if mask_path is not None:
+        mask = _read_on_grid(mask_path, ct_path, ct.shape, ct_affine, ct.ndim, "mask")
+        if not np.any(mask > 0):
+            raise InputError(f"{mask_path}: mask is empty (no voxel > 0)")
+    region = None
+    if region_mask_path is not None:
+        region = _read_on_grid(region_mask_path, ct_path, ct.shape, ct_affine, ct.ndim, "region mask")
+        body = np.ones(ct.shape, bool) if mask is None else mask > 0
+        if not np.any((region > 0) & body):
+            raise InputError(f"{region_mask_path}: region mask is empty inside the body mask")
+    try:
+        return compute_metrics(
+            pred,
+            ct,
+            mask,
+            protocol=names if len(names) > 1 else names[0],
+            value_range=value_range,
+            region_mask=region,
+            bone_threshold=float(bone_threshold),
+        )
+    except ValueError as e:
+        raise InputError(f"{pred_path}: cannot score against {ct_path}: {e}") from None
+
+
+@dataclass(frozen=True)
+class ScoredCase:
+    """The files of one case of a scored split."""
+
+    case: str
+    pred: Path
+    ct: Path
+    mr: Path | None = None
+    mask: Path | None = None
+    region: Path | None = None
+
+
+def scored_cases(data: dict, split: str, pred_dir: PathLike, region_mask_key: str | None = None) -> list[ScoredCase]:
+    """The cases of ``data[split]`` with their prediction files in ``pred_dir``, all checked to exist.
+
+    Raises:
+        InputError: an item without a CT, a missing prediction, a missing region mask entry.
+    """
+    where = getattr(data, "path", None) or "datalist"
+    cases = []
+    for i, item in enumerate(data[split]):
+        if not isinstance(item, dict) or "label" not in item:
+            raise InputError(f"{where}: item {i} of {split!r} has no 'label' (CT) entry")
+        ct = Path(item["label"])
+        case = str(item.get("case") or case_name(ct))
+        pred = Path(str(pred_dir)) / sct_file_name(case, output_ext(bool(data.get("eight_bit")) or is_png(ct)))
+        if not pred.is_file():
+            raise InputError(f"{pred}: prediction of case {case!r} not found")
+        region = None
+        if region_mask_key is not None:
+            if not item.get(region_mask_key):
+                raise InputError(f"{where}: case {case!r} has no {region_mask_key!r} entry (region mask)")
+            region = Path(item[region_mask_key])
+            region = region if region.is_absolute() else Path(str(where)).resolve().parent / region
+        mr = Path(item["image"]) if item.get("image") else None
+        mask = Path(item["mask"]) if item.get("mask") else None
+        cases.append(ScoredCase(case, pred, ct, mr, mask, region))
+    return cases
+
+
+def evaluate_datalist(
+    datalist: PathLike | dict,
+    pred_dir: PathLike,
+    out_dir: PathLike | None = None,
+    protocols: str | Sequence[str] = "synthrad2023",
+    value_range: Sequence[float] | None = None,
+    split: str | None = None,
+    region_mask_key: str | None = None,
+    bone_threshold: float = 250.0,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score every case of a datalist split; write ``metrics.csv`` and ``summary.json`` into ``out_dir``.
+
+    Args:
+        datalist: datalist JSON, or its content as read by :func:`custom.data.datalist.read_datalist`.
+        pred_dir: folder of the predictions ``<case>_sct<ext>``.
+        out_dir: folder of the results, default ``pred_dir``.
+        protocols, value_range, bone_threshold: see :func:`evaluate_case` (8-bit datalists default to (0, 255)).
+        split: the list to score; default :func:`custom.data.datalist.evaluation_split` (test, else validation).
+        region_mask_key: key of the items holding a region mask (adds ``local_ssim``).
+
+    Returns:
+        ``(rows, summary)``: one dict per case (``"case"`` then the metrics) and the content of summary.json.
+    """
+    names = resolve_protocols(protocols)
+    data = read_datalist(datalist)
+    split = evaluation_split(data, split)
+    eight_bit = bool(data.get("eight_bit", False))
+    if value_range is None and eight_bit:
+        value_range = EIGHT_BIT_RANGE
+    rows: list[dict[str, Any]] = []
+    for case in scored_cases(data, split, pred_dir, region_mask_key):
+        metrics = evaluate_case(
+            case.pred,
+            case.ct,
+            case.mask,
+            protocols=names,
+            value_range=value_range,
+            region_mask_path=case.region,
+            bone_threshold=bone_threshold,
+            ndim=2 if eight_bit else None,
+        )
+        rows.append({"case": case.case, **metrics})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (repr(float(v)) if k != "case" else v) for k, v in row.items()})
+    path = getattr(data, "path", None)
+    summary = {
+        "datalist": str(Path(str(path)).resolve()) if path else None,
+        "split": split,
+        "protocols": list(names),
+        "value_range": list(value_range) if value_range is not None else None,
+        "n": len(rows),
+        "metrics": summarize(rows),
+    }
+    out = Path(str(out_dir if out_dir is not None else pred_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(buffer.getvalue(), out / "metrics.csv")
+    write_json(summary, out / "summary.json")
+    return rows, summary

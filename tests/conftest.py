@@ -1,0 +1,85 @@
+"""Shared fixtures: the bundles under test, tiny training settings per bundle, and small data sets.
+
+Every folder of ``bundles/`` is a bundle under test (``BUNDLES``); its tiny training overrides live in
+``tests/tiny/<bundle>.json`` (a few channels, 48-pixel patches, 2 epochs), so adding a bundle adds it to the
+parametrized bundle tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLES = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "metadata.json").is_file())
+
+
+def bundle_configs(bundle: str) -> Path:
+    return ROOT / "bundles" / bundle / "configs"
+
+
+def tiny_overrides(bundle: str) -> dict:
+    """The bundle's tiny training settings (``tests/tiny/<bundle>.json``)."""
+    path = ROOT / "tests" / "tiny" / f"{bundle}.json"
+    assert path.is_file(), f"{path}: every bundle needs tiny test settings"
+    return json.loads(path.read_text())
+
+
+def train_workflow(bundle: str, datalist: Path, work: Path, variants: tuple[str, ...] = (), **overrides):
+    """An initialized training ``ConfigWorkflow`` of ``bundle`` (train.json + ``variants``) with tiny settings."""
+    from monai.bundle import ConfigWorkflow
+
+    configs = bundle_configs(bundle)
+    workflow = ConfigWorkflow(
+        config_file=[str(configs / "train.json")] + [str(configs / v) for v in variants],
+        meta_file=str(configs / "metadata.json"),
+        logging_file=False,
+        workflow_type="train",
+        bundle_root=str(work),
+        datalist=str(datalist),
+        ckpt_dir=str(work / "models"),
+        output_dir=str(work / "runs"),
+        **{**tiny_overrides(bundle), **overrides},
+    )
+    workflow.initialize()
+    return workflow
+
+
+@pytest.fixture(scope="session")
+def heads_datalist(tmp_path_factory) -> Path:
+    """Four procedural head cases (48 x 48 x 10), split 2 / 1 / 1 by subject."""
+    from custom.data.demo import make_demo_data
+    from custom.data.layouts import make_datalist
+
+    root = tmp_path_factory.mktemp("heads")
+    make_demo_data(root / "data", cases=4, seed=3, shape=(48, 48, 10))
+    make_datalist(root / "data", "synthrad2023", root / "datalist.json", val_fraction=0.25, test_fraction=0.25)
+    return root / "datalist.json"
+
+
+@pytest.fixture(scope="session")
+def png_datalist(tmp_path_factory) -> Path:
+    """Three subjects of 8-bit MR/CT PNG slices, 56 wide and 48 high (non-square, to catch transposed outputs)."""
+    from PIL import Image
+
+    from custom.data.layouts import make_datalist
+
+    root = tmp_path_factory.mktemp("png")
+    rng = np.random.default_rng(0)
+    for folder in ("MRI", "CT"):
+        (root / folder).mkdir()
+    yy, xx = np.mgrid[0:48, 0:56]
+    for subject in range(3):
+        for index in range(2):
+            head = ((yy - 24) / 20) ** 2 + ((xx - 28) / 24) ** 2 <= 1
+            skull = head & (((yy - 24) / 17) ** 2 + ((xx - 28) / 21) ** 2 > 1)
+            ct = np.where(skull, 255, np.where(head, 90, 0)) + rng.integers(0, 5, head.shape)
+            mr = np.where(skull, 20, np.where(head, 160, 0)) + rng.integers(0, 5, head.shape)
+            name = f"s{subject}_{index}.png"
+            Image.fromarray(np.clip(mr, 0, 255).astype(np.uint8)).save(root / "MRI" / name)
+            Image.fromarray(np.clip(ct, 0, 255).astype(np.uint8)).save(root / "CT" / name)
+    make_datalist(root, "paired2d", root / "datalist.json", val_fraction=0.34, subject_regex=r"^s(\d)_")
+    return root / "datalist.json"

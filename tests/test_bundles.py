@@ -1,0 +1,136 @@
+"""Every bundle under ``bundles/``, at tiny sizes: train through ``ConfigWorkflow``, a self-describing model that loads
+strictly into ``network_def``, inference with no config, evaluation (also without a test split), metadata, and the
+inference configs agreeing with training. A new bundle is tested by being added (plus ``tests/tiny/<bundle>.json``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from conftest import BUNDLES, ROOT, bundle_configs, train_workflow
+from monai.bundle import ConfigParser
+
+from custom.inference import bundle_workflow, run_bundle_inference
+from custom.io import InputError, model_config_path
+
+
+@pytest.fixture(scope="module", params=BUNDLES)
+def trained(request, heads_datalist, tmp_path_factory) -> tuple[str, Path]:
+    """(bundle, work folder) after two tiny training epochs."""
+    work = tmp_path_factory.mktemp(f"train_{request.param}")
+    workflow = train_workflow(request.param, heads_datalist, work)
+    assert not workflow.check_properties()
+    workflow.run()
+    workflow.finalize()
+    return request.param, work
+
+
+def test_training_writes_a_self_describing_model(trained, heads_datalist):
+    bundle, work = trained
+    model = work / "models" / "model.pt"
+    state = torch.load(model, map_location="cpu", weights_only=True)
+    record = json.loads(model_config_path(model).read_text())
+    assert record["best"]["metric"] == "val_mae" and np.isfinite(record["best"]["value"])
+    # the record rebuilds the trained network; its weights load strictly (MONAI Label, zoo, ckpt_export)
+    network = ConfigParser({"network_def": record["config"]["network_def"]}).get_parsed_content("network_def")
+    network.load_state_dict(state, strict=True)
+    # ... and so does the bundle's own inference network_def with the record applied (as `custom infer` does)
+    workflow, _ = bundle_workflow(ROOT / "bundles" / bundle, ckpt=model, datalist=str(heads_datalist))
+    workflow.parser.get_parsed_content("network_def").load_state_dict(state, strict=True)
+    checkpoint = torch.load(work / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] == 2 * checkpoint["trainer"]["epoch_length"]  # two complete epochs
+    assert sorted(p.name for p in (work / "runs" / "samples").glob("*.png")) == [
+        "train_epoch0001.png",
+        "train_epoch0002.png",
+    ]
+
+
+def test_custom_infer_needs_no_config(trained, heads_datalist, tmp_path, capsys):
+    from custom.cli import main
+
+    bundle, work = trained
+    case = json.loads(heads_datalist.read_text())["test"][0]
+    args = ["infer", "--bundle", str(ROOT / "bundles" / bundle), "--ckpt", str(work / "models" / "model.pt")]
+    with pytest.raises(SystemExit) as exit_:
+        main(args + ["--input", case["image"], "--output", str(tmp_path / "out")])
+    assert exit_.value.code == 0
+    written = tmp_path / "out" / f"{case['case']}_sct.nii.gz"
+    assert str(written) in capsys.readouterr().out
+    sct, mr = nib.load(written), nib.load(case["image"])
+    assert sct.shape == mr.shape and sct.get_data_dtype() == np.int16
+    np.testing.assert_allclose(sct.affine, mr.affine, atol=1e-4)
+
+
+def test_a_model_that_does_not_fit_is_one_clear_error(trained, heads_datalist, tmp_path):
+    bundle, work = trained
+    model = tmp_path / "model.pt"
+    shutil.copy(work / "models" / "model.pt", model)  # without its record: the bundle's (bigger) default network
+    case = json.loads(heads_datalist.read_text())["test"][0]
+    with pytest.raises(InputError, match=r"model.pt: the weights do not fit the config's network_def \(.*shape"):
+        run_bundle_inference(ROOT / "bundles" / bundle, ckpt=model, dataset_dir=case["image"], output_dir=tmp_path)
+    assert not list(tmp_path.glob("*_sct*"))
+
+
+def test_evaluate_json_without_a_test_split(trained, heads_datalist, tmp_path):
+    """evaluate.json scores the validation split when the datalist has no test cases (the default split rule)."""
+    bundle, work = trained
+    data = json.loads(heads_datalist.read_text())
+    data["test"] = []
+    datalist = tmp_path / "no_test.json"
+    datalist.write_text(json.dumps(data))
+    configs = [bundle_configs(bundle) / "evaluate.json"]
+    out = tmp_path / "eval"
+    written = run_bundle_inference(
+        ROOT / "bundles" / bundle, configs, ckpt=work / "models" / "model.pt", datalist=str(datalist), output_dir=out
+    )
+    cases = [item["case"] for item in data["validation"]]
+    assert [Path(p).name for p in written] == [f"{c}_sct.nii.gz" for c in cases]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["split"] == "validation" and summary["n"] == len(cases)
+    assert summary["metrics"]["synthrad2023_mae"]["mean"] > 0
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == cases
+    assert sorted(p.stem for p in (out / "figures").glob("*.png")) == sorted(cases)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_validates_against_the_vendored_schema(bundle):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "schemas" / "meta_schema_20240725.json").read_text())
+    metadata = json.loads((bundle_configs(bundle) / "metadata.json").read_text())
+    jsonschema.validate(metadata, schema)
+    assert metadata["version"] in metadata["changelog"]
+    assert metadata["network_data_format"]["outputs"]["pred"]["format"] == "hounsfield"
+
+
+def _pairs(bundle: str) -> list[tuple[list[str], list[str]]]:
+    """(training configs, inference configs) that must agree: the defaults, and each format override of
+    inference.json with the training override of the same name (``inference_png2d.json`` <-> ``train_png2d.json``)."""
+    configs = bundle_configs(bundle)
+    pairs = [(["train.json"], ["inference.json"])]
+    formats = ConfigParser.load_config_file(str(configs / "inference.json")).get("format_configs") or {}
+    for name in formats.values():
+        pairs.append((["train.json", name.replace("inference", "train", 1)], ["inference.json", name]))
+    return pairs
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_inference_config_matches_training(bundle):
+    """inference.json is self-contained (MONAI Label, model zoo): what it shares with training must stay equal, and
+    training records exactly those settings beside the model."""
+    for train_files, inference_files in _pairs(bundle):
+        parsers = []
+        for files in (train_files, inference_files):
+            parser = ConfigParser()
+            parser.read_config([str(bundle_configs(bundle) / f) for f in files])
+            parsers.append(parser)
+        train, infer = parsers
+        recorded = train["model_record"]
+        assert set(recorded) >= {"network_def", "patch_size", "ct_window", "axcodes", "eight_bit"}
+        for key in recorded:
+            assert train[key] == infer[key], (train_files, key)

@@ -1,0 +1,56 @@
+"""The package's layering, read from the source: what may import what, and where printing and argument parsing live.
+
+- engines, losses and networks (the training math) import nothing from data, metrics, scoring, inference, handlers or
+  the command line;
+- metrics (array code) import no data code, no file scoring and no command line;
+- only ``custom/cli.py`` parses arguments or prints.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "custom"
+FORBIDDEN = {
+    "engines": ("custom.data", "custom.metrics", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli"),
+    "losses": ("custom.data", "custom.metrics", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli"),
+    "networks": ("custom.data", "custom.metrics", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli"),
+    "metrics": ("custom.data", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli", "custom.io"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(("custom." + node.module) if node.level else node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports(layer):
+    for path in sorted((PACKAGE / layer).glob("*.py")):
+        bad = sorted(n for n in _imports(path) if n.startswith(FORBIDDEN[layer]))
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_only_the_command_line_prints_or_parses_arguments():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        prints = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
+        assert not prints, f"{path.relative_to(PACKAGE)} prints (lines {prints})"
+        parsers = {"fire", "argparse", "click"} & {name.split(".")[0] for name in _imports(path)}
+        assert not parsers, f"{path.relative_to(PACKAGE)} imports {parsers}"
+
+
+def test_the_test_layering_sees_imports():
+    """The checks above would catch a violation: the scanner finds the imports of a module that has them."""
+    assert "custom.io" in _imports(PACKAGE / "scoring.py")
+    assert "custom.data.datalist" in _imports(PACKAGE / "scoring.py")
