@@ -25,7 +25,7 @@ from custom.io import InputError, case_of, model_config_path, sct_file_name
 
 __all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
 
-_MAX_LISTED = 5
+_MAX_LISTED = 3
 
 
 def model_record(ckpt: str | os.PathLike) -> dict[str, Any]:

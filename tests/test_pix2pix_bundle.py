@@ -172,3 +172,15 @@ def test_tracking_mlflow_logs_every_loss_term(heads_datalist, tmp_path):
     runs = client.search_runs(client.search_experiments()[0].experiment_id)
     logged = set().union(*(run.data.metrics for run in runs))
     assert {"loss_g", "loss_d", "loss_l1", "loss_ngf", "val_mae"} <= logged
+
+
+def test_an_ssim_term_is_configuration(heads_datalist, tmp_path):
+    """A new generator loss term from the command line or an override file: no Python."""
+    ssim = {"loss": "$monai.losses.SSIMLoss(spatial_dims=2, data_range=2.0)", "weight": 5.0}
+    workflow = pix2pix(heads_datalist, tmp_path, epochs=1, **{"generator_losses#ssim": ssim, "lambda_ngf": 0.0})
+    workflow.run()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    metrics = trainer.state.metrics
+    assert 0 < metrics["loss_ssim"] < 2 and metrics["loss_ngf"] == 0.0
+    out = trainer.state.output[0]
+    assert out["loss_g"] == pytest.approx(out["loss_adv"] + 100 * out["loss_l1"] + 5 * out["loss_ssim"], rel=1e-5)
