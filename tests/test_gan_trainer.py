@@ -208,3 +208,15 @@ def test_epoch_handlers_see_this_epochs_loss_averages():
     trainer.run()
     assert len(seen) == 2 and all("loss_g" in metrics for metrics in seen)
     assert seen[1] == trainer.state.metrics
+
+
+def test_bf16_precision_trains_on_cpu_and_fp16_needs_cuda():
+    trainer = make_trainer(recipe(ngf=10.0), precision="bf16")
+    trainer.run()
+    assert math.isfinite(trainer.state.metrics["loss_g"])
+    assert trainer.state.output[0]["pred"].dtype == torch.bfloat16  # the forward ran under bf16 autocast
+    assert all(p.dtype == torch.float32 for p in trainer.g_network.parameters())  # weights stay fp32
+    with pytest.raises(ValueError, match="fp16.*CUDA"):
+        make_trainer(precision="fp16")
+    with pytest.raises(ValueError, match="precision"):
+        make_trainer(precision="int8")

@@ -2,7 +2,9 @@
 
 A subclass names its networks and optimizers and writes ``_iteration``; this class gives it:
 
-- mixed precision: ``autocast()`` and one ``GradScaler`` per optimizer on CUDA (``amp=True``; CPU stays float32),
+- mixed precision (``precision``): ``"fp32"``; ``"bf16"`` (``torch.autocast`` with bfloat16, on CPUs with bf16
+  support, e.g. AVX512-BF16/AMX, and recent GPUs; no loss scaling needed); ``"fp16"`` (CUDA only, with one
+  ``GradScaler`` per optimizer); ``amp=True`` is MONAI's spelling of ``"fp16"`` and is ignored on CPU;
   ``update(name, loss)`` = zero_grad, backward (scaled), step;
 - ``frozen(*networks)``: ``requires_grad`` off for the networks only while the generator step runs;
 - per-term epoch averages in ``engine.state.metrics`` (Ignite ``Average`` over the iterations of an epoch), attached
@@ -41,9 +43,12 @@ class GanTrainer(Trainer):
         epoch_length: iterations per epoch, default ``len(train_data_loader)``.
         non_blocking: non-blocking host-to-device copies.
         train_handlers: Ignite/MONAI handlers to attach.
-        amp: mixed precision on CUDA (ignored on CPU).
+        amp: fp16 mixed precision on CUDA (ignored on CPU); same as ``precision="fp16"``.
         optim_set_to_none: ``zero_grad(set_to_none=...)``.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only), see the module docstring.
     """
+
+    PRECISIONS = ("fp32", "bf16", "fp16")
 
     def __init__(
         self,
@@ -57,10 +62,19 @@ class GanTrainer(Trainer):
         train_handlers: Sequence | None = None,
         amp: bool = False,
         optim_set_to_none: bool = True,
+        precision: str = "fp32",
     ) -> None:
         if len(set(loss_names)) != len(loss_names):
             raise ValueError(f"loss names must be unique, got {list(loss_names)}.")
-        amp = bool(amp) and torch.device(device).type == "cuda"
+        if precision not in self.PRECISIONS:
+            raise ValueError(f"precision must be one of {self.PRECISIONS}, got {precision!r}.")
+        device_type = torch.device(device).type
+        if bool(amp) and device_type == "cuda" and precision == "fp32":
+            precision = "fp16"
+        if precision == "fp16" and device_type != "cuda":
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on a CPU.")
+        self.precision, self.device_type = precision, device_type
+        amp = precision == "fp16"
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -80,8 +94,11 @@ class GanTrainer(Trainer):
             self._register_handlers(train_handlers)
 
     def autocast(self):
-        """Mixed-precision context of the forward passes (a no-op without ``amp``)."""
-        return torch.autocast("cuda") if self.amp else nullcontext()
+        """Mixed-precision context of the forward passes (a no-op in fp32)."""
+        if self.precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device_type, dtype=dtype)
 
     @staticmethod
     @contextmanager
