@@ -1,6 +1,6 @@
 """Command line: ``python -m custom <command> [--flags]`` (built with fire; ``--help`` on any command).
 
-Commands: ``demo-data``, ``datalist``, ``dicom2nifti``, ``check``, ``evaluate``, ``infer``.
+Commands: ``demo-data``, ``demo-lung-data``, ``datalist``, ``dicom2nifti``, ``check``, ``evaluate``, ``infer``.
 Bad input stops with one line naming the file and the problem (exit code 2), never a traceback.
 
 This is the only module that parses arguments or prints: the library functions it calls return results and raise
@@ -220,6 +220,7 @@ def infer(
 # command -> the function, or "module:function" of a library function whose result is printed
 COMMANDS: dict[str, Callable | str] = {
     "demo-data": "custom.data.demo:make_demo_data",
+    "demo-lung-data": "custom.data.demo_lung:make_lung_demo_data",
     "datalist": "custom.data.layouts:make_datalist",
     "dicom2nifti": "custom.data.dicom:dicom_to_nifti",
     "check": check,

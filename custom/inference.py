@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,21 @@ from custom.io import InputError, case_of, model_config_path, sct_file_name
 __all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
 
 _MAX_LISTED = 3
+
+
+@contextmanager
+def _input_errors() -> Iterator[None]:
+    """Re-raise the :class:`InputError` behind MONAI's ``RuntimeError("Failed to evaluate ...")`` (the wrapper of
+    every error raised in a config expression, e.g. ``check_data``), so bad input stays one clear message."""
+    try:
+        yield
+    except RuntimeError as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, InputError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def model_record(ckpt: str | os.PathLike) -> dict[str, Any]:
@@ -130,7 +146,8 @@ def bundle_workflow(
     record: dict[str, Any] = {}
     first = workflow([])
     model = first.parser.get_parsed_content("ckpt_path")
-    overrides["data"] = items = first.parser.get_parsed_content("data")  # found once, passed on
+    with _input_errors():
+        overrides["data"] = items = first.parser.get_parsed_content("data")  # found once, passed on
     record = model_record(model)
     # the format override the bundle names for these inputs (e.g. PNG slices), chosen from the inputs themselves
     formats: Mapping[str, str] = base.get("format_configs") or {}
@@ -164,7 +181,8 @@ def run_bundle_inference(
     for out in written:
         if os.path.realpath(out) in inputs:
             raise InputError(f"{out}: the output would overwrite an input; choose another output folder")
-    workflow.initialize()
-    workflow.run()
+    with _input_errors():
+        workflow.initialize()
+        workflow.run()
     workflow.finalize()
     return written

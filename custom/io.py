@@ -2,7 +2,8 @@
 
 Every reader goes through MONAI's ``LoadImage`` so that the arrays and affines seen by the CLI tools (``check``,
 ``evaluate``) are exactly those seen by the bundles' transforms: NIfTI through nibabel, MHA/NRRD/DICOM through ITK
-(affine converted to RAS, like NIfTI), PNG through PIL (8-bit 2D slices).
+(affine converted to RAS, like NIfTI), PNG through PIL (8-bit 2D slices), ``.npy`` 2D arrays (e.g. lung masks) through
+:class:`NumpySliceReader`, indexed like the PNG slices they go with.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from monai.data import NibabelWriter, PILWriter
+from monai.data import NibabelWriter, NumpyReader, PILWriter
 from monai.transforms import LoadImage
 
 __all__ = [
     "InputError",
+    "NumpySliceReader",
     "reader_for",
     "read_image",
     "atomic_write",
@@ -42,6 +44,7 @@ __all__ = [
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
 PNG_SUFFIXES = (".png",)
+NUMPY_SUFFIXES = (".npy",)
 # file names that say what an image is, not whose it is (SynthRAD: <ID>/mr.nii.gz)
 GENERIC_IMAGE_NAMES = ("mr", "mri", "image", "t1", "t2", "ct")
 SCT_POSTFIX = "sct"  # <case>_sct<ext>: the one name of a synthetic CT file (SaveImaged's output_postfix too)
@@ -62,7 +65,7 @@ def is_png(path: str | os.PathLike) -> bool:
 def case_name(path: str | os.PathLike) -> str:
     """File name without the image suffix (``.nii.gz`` counts as one suffix)."""
     name = Path(path).name
-    for suffix in NIFTI_SUFFIXES[::-1] + ITK_SUFFIXES + PNG_SUFFIXES:
+    for suffix in NIFTI_SUFFIXES[::-1] + ITK_SUFFIXES + PNG_SUFFIXES + NUMPY_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
@@ -77,9 +80,39 @@ def reader_for(path: str | os.PathLike) -> str:
         return "NibabelReader"
     if p.endswith(PNG_SUFFIXES):
         return "PILReader"
+    if p.endswith(NUMPY_SUFFIXES):
+        return "custom.io.NumpySliceReader"
     raise InputError(
-        f"{path}: unsupported file type (expected .nii, .nii.gz, .mha, .mhd, .nrrd, .png or a DICOM folder)"
+        f"{path}: unsupported file type (expected .nii, .nii.gz, .mha, .mhd, .nrrd, .png, .npy or a DICOM folder)"
     )
+
+
+class NumpySliceReader(NumpyReader):
+    """MONAI ``NumpyReader`` for ``.npy`` images that indexes 2D arrays like MONAI's ``PILReader``.
+
+    A 2D ``.npy`` array is stored rows x columns (``a[row, column]``, as NumPy and PIL show it), while ``PILReader``
+    returns PNG slices column first (``reverse_indexing``: ``x = column``, ``y = row``). This reader transposes 2D
+    arrays the same way, ``out[x, y] = a[y, x]``, so a mask ``.npy`` and the PNG slice it was cut with line up
+    pixel for pixel, and ``PILWriter`` writes a prediction made from the mask with the mask's own rows and columns.
+    Arrays of other dimensions are returned as they are. Pickled objects are never loaded (``allow_pickle=False``).
+
+    Use as ``LoadImaged(keys="image", reader="custom.io.NumpySliceReader")``; :func:`read_image` picks it for
+    ``.npy`` files.
+    """
+
+    def __init__(self, channel_dim: str | int | None = None, **kwargs: Any) -> None:
+        kwargs.pop("allow_pickle", None)
+        super().__init__(npz_keys=None, channel_dim=channel_dim, allow_pickle=False, **kwargs)
+
+    def verify_suffix(self, filename: str | os.PathLike) -> bool:
+        return str(filename).lower().endswith(NUMPY_SUFFIXES)
+
+    def get_data(self, img) -> tuple[np.ndarray, dict]:
+        array, meta = super().get_data(img)
+        if array.ndim == 2 and self.channel_dim is None:
+            array = np.ascontiguousarray(array.T)
+            meta["spatial_shape"] = np.asarray(array.shape)
+        return array, meta
 
 
 def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,20 +8,23 @@ median and count per metric).
 
 Metric names: with one protocol ``mae``, ``psnr``, ``ssim`` (synthrad2023) or ``ms_ssim`` (synthrad2025); with
 several, the protocol metrics are prefixed by the protocol name (``synthrad2023_mae``, ..., ``synthrad2025_ms_ssim``).
-``bone_dice`` and ``local_ssim`` (only with a region mask) are protocol independent and never prefixed. JSON files
+``bone_dice`` and ``local_ssim`` (only with a region mask: a file named by the items, or a region computed from
+each item and its CT by a ``region_fn``; a case without a region has no ``local_ssim``, an empty cell in
+``metrics.csv``) are protocol independent and never prefixed. JSON files
 hold non-finite values (PSNR of identical images) as ``null``.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -33,6 +36,8 @@ __all__ = ["ScoredCase", "evaluate_case", "evaluate_datalist", "scored_cases", "
 
 GRID_TOLERANCE_MM = 1e-3
 PathLike = str | os.PathLike
+# (datalist item, CT array) -> region mask on the CT's grid, or None when the case has no region
+RegionFn = Callable[[dict, np.ndarray], np.ndarray | None]
 
 
 def _json_safe(value: Any) -> Any:
@@ -84,6 +89,7 @@ def evaluate_case(
     region_mask_path: PathLike | None = None,
     bone_threshold: float = 250.0,
     ndim: int | None = None,
+    region_of: Callable[[np.ndarray], np.ndarray | None] | None = None,
 ) -> dict[str, float]:
     """Read one prediction, its CT and (optional) masks, check them, and return the metrics.
 
@@ -98,6 +104,7 @@ def evaluate_case(
         region_mask_path: optional region mask (adds ``local_ssim``).
         bone_threshold: threshold of ``bone_dice`` (image units).
         ndim: required number of spatial dimensions (2 or 3), if any.
+        region_of: instead of ``region_mask_path``, a function of the CT array giving the region (or None).
 
     Raises:
         InputError: unreadable files, grid mismatch, NaN values, empty mask, image too small (message names the file).
@@ -121,6 +128,8 @@ def evaluate_case(
         body = np.ones(ct.shape, bool) if mask is None else mask > 0
         if not np.any((region > 0) & body):
             raise InputError(f"{region_mask_path}: region mask is empty inside the body mask")
+    elif region_of is not None:
+        region = region_of(ct)
     try:
         return compute_metrics(
             pred,
@@ -184,6 +193,7 @@ def evaluate_datalist(
     split: str | None = None,
     region_mask_key: str | None = None,
     bone_threshold: float = 250.0,
+    region_fn: RegionFn | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score every case of a datalist split; write ``metrics.csv`` and ``summary.json`` into ``out_dir``.
 
@@ -194,6 +204,8 @@ def evaluate_datalist(
         protocols, value_range, bone_threshold: see :func:`evaluate_case` (8-bit datalists default to (0, 255)).
         split: the list to score; default :func:`custom.data.datalist.evaluation_split` (test, else validation).
         region_mask_key: key of the items holding a region mask (adds ``local_ssim``).
+        region_fn: ``region_fn(item, ct)``, the region of a case computed from its item and CT array, or None for a
+            case without one (e.g. :func:`custom.data.lidc.nodule_region`); ignored with ``region_mask_key``.
 
     Returns:
         ``(rows, summary)``: one dict per case (``"case"`` then the metrics) and the content of summary.json.
@@ -205,7 +217,8 @@ def evaluate_datalist(
     if value_range is None and eight_bit:
         value_range = EIGHT_BIT_RANGE
     rows: list[dict[str, Any]] = []
-    for case in scored_cases(data, split, pred_dir, region_mask_key):
+    for item, case in zip(data[split], scored_cases(data, split, pred_dir, region_mask_key)):
+        region_of = None if region_fn is None else functools.partial(region_fn, item)
         metrics = evaluate_case(
             case.pred,
             case.ct,
@@ -215,10 +228,12 @@ def evaluate_datalist(
             region_mask_path=case.region,
             bone_threshold=bone_threshold,
             ndim=2 if eight_bit else None,
+            region_of=region_of,
         )
         rows.append({"case": case.case, **metrics})
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # local_ssim: only the cases with a region
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (repr(float(v)) if k != "case" else v) for k, v in row.items()})

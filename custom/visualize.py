@@ -195,6 +195,7 @@ def case_figure(
     error_max: float = 500.0,
     units: str = "HU",
     mr_percentiles: tuple[float, float] = (0.5, 99.5),
+    input_title: str = "MR",
 ) -> str:
     """Save MR | CT | sCT | |sCT - CT| for one case, titled ``case``; returns ``path``.
 
@@ -202,6 +203,7 @@ def case_figure(
     and the slice index, e.g. ``axial z=90``); 2D images (a PNG as MONAI's PIL reader returns it) give one row
     labelled ``slice``, in the file's own layout. The MR window is its ``mr_percentiles`` (arbitrary units); CT and
     sCT share ``display_window`` and the error column shows ``[0, error_max]`` (magma), all in ``units``.
+    ``input_title`` names the first column (the network's input, e.g. ``"lung mask"``).
 
     Raises:
         ValueError: the three arrays differ in shape or are neither 2D nor 3D.
@@ -224,7 +226,7 @@ def case_figure(
     if mr_high <= mr_low:  # a constant MR image
         mr_high = mr_low + 1.0
     columns = [
-        Column("MR", (mr_low, mr_high), "a.u."),
+        Column(input_title, (mr_low, mr_high), "a.u."),
         Column("CT", display_window, units),
         Column("sCT", display_window, units),
         Column("|sCT - CT|", (0.0, error_max), units, cmap="magma"),

@@ -1,7 +1,8 @@
 """``make bench [BUNDLE=pix2pix_ngf]``: speed and memory of a bundle on this machine, with its real network sizes.
 
 Prints:
-- inference: seconds per 3D MR volume (256 x 256 x 180) through the bundle's inferer, and peak memory;
+- inference: seconds per 3D MR volume (256 x 256 x 180) through the bundle's inferer, and peak memory (bundles whose
+  2D network runs on whole slices, e.g. mask2ct_lung: per 2D input of the first two sizes, 256 x 256);
 - training: seconds per iteration at batch 4 of 256 x 256 slices (2D bundles; generator + discriminator, all losses).
 
 Figures, not assertions: run it on the machine you care about.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 from monai.bundle import ConfigParser
+from monai.inferers import SliceInferer
 from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,15 +32,18 @@ def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int) ->
     parser.read_config(str(configs / "inference.json"))
     network = parser.get_parsed_content("network").eval()
     inferer = parser.get_parsed_content("inferer")
+    whole_slices = not isinstance(inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
+    shape = tuple(shape[:2]) if whole_slices else shape
     volume = torch.rand(1, 1, *shape) * 2 - 1
     with torch.no_grad():
-        inferer(volume[..., :8], network)  # warm-up
+        inferer(volume if whole_slices else volume[..., :8], network)  # warm-up
         start = time.perf_counter()
         for _ in range(repeats):
             inferer(volume, network)
         seconds = (time.perf_counter() - start) / repeats
     print(
-        f"inference: {seconds:.1f} s per volume {shape} (sw_batch_size {inferer.sw_batch_size}, "
+        f"inference: {seconds:.2f} s per {'slice' if whole_slices else 'volume'} {shape} "
+        f"(sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, "
         f"{torch.get_num_threads()} threads); peak RSS so far {peak_rss_mb():.0f} MB"
     )
 

@@ -1,7 +1,8 @@
-"""``make demo [BUNDLE=pix2pix_ngf]``: a bundle's whole pipeline on the built-in procedural head data, in minutes on a
-CPU.
+"""``make demo [BUNDLE=pix2pix_ngf]``: a bundle's whole pipeline on built-in procedural data, in minutes on a CPU.
 
-1. makes the demo data (``python -m custom demo-data``) and a subject-split datalist (``python -m custom datalist``);
+1. makes the demo data and a subject-split datalist (``python -m custom datalist``): the procedural head volumes
+   (``python -m custom demo-data``, layout synthrad2023) unless the bundle's ``configs/demo.json`` has a ``"demo"``
+   entry choosing other data (see ``DEMO_DEFAULTS``; e.g. mask2ct_lung: ``demo-lung-data``, layout lidc_mask2ct);
 2. checks it (``python -m custom check``);
 3. trains the bundle briefly (``python -m monai.bundle run training`` with the bundle's ``configs/demo.json``: a small
    network and a short schedule);
@@ -23,6 +24,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# the "demo" entry of a bundle's configs/demo.json (inert in the training config it is merged into), key by key:
+DEMO_DEFAULTS = {
+    "data": None,  # the `python -m custom` command making the data, --out and --seed added (None: demo-data --cases)
+    "data_dir": "data",  # where under --out the data go
+    "datalist": "datalist.json",  # the datalist file under --out
+    "layout": "synthrad2023",
+    "split": ["--val_fraction", "0.2", "--test_fraction", "0.2"],  # `python -m custom datalist` split arguments
+    "metrics": "SynthRAD protocols, inside the body mask",  # what the printed metrics are
+    "outputs": "int16 HU, on the MR grid",  # what the predictions are
+}
+
 
 def run(*args: str) -> None:
     print("+", " ".join(args), flush=True)
@@ -34,7 +46,7 @@ def main() -> None:
     parser.add_argument("--bundle", default="pix2pix_ngf", help="bundle folder name under bundles/")
     parser.add_argument("--out", default="demo", help="output folder (relative to the repository)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the bundle's demo.json)")
-    parser.add_argument("--cases", type=int, default=6)
+    parser.add_argument("--cases", type=int, default=6, help="cases of the head demo data (demo-data)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -42,13 +54,15 @@ def main() -> None:
     configs = bundle / "configs"
     if not (configs / "demo.json").is_file():
         sys.exit(f"error: {configs / 'demo.json'}: not found (is {args.bundle!r} a bundle with a demo?)")
+    demo = {**DEMO_DEFAULTS, **json.loads((configs / "demo.json").read_text()).get("demo", {})}
+    demo["data"] = demo["data"] or ["demo-data", "--cases", str(args.cases)]
     out = (ROOT / args.out).resolve()
-    data, datalist, work = out / "data", out / "datalist.json", out / args.bundle
+    data, datalist, work = out / demo["data_dir"], out / demo["datalist"], out / args.bundle
     start = time.time()
 
-    run("-m", "custom", "demo-data", "--out", str(data), "--cases", str(args.cases), "--seed", str(args.seed))
-    split = ["--val_fraction", "0.2", "--test_fraction", "0.2", "--seed", str(args.seed)]
-    run("-m", "custom", "datalist", "--root", str(data), "--layout", "synthrad2023", "--out", str(datalist), *split)
+    run("-m", "custom", *demo["data"], "--out", str(data), "--seed", str(args.seed))
+    split = [*demo["split"], "--seed", str(args.seed)]
+    run("-m", "custom", "datalist", "--root", str(data), "--layout", demo["layout"], "--out", str(datalist), *split)
     run("-m", "custom", "check", "--datalist", str(datalist))
 
     train = [
@@ -66,9 +80,9 @@ def main() -> None:
     from custom.metrics import format_summary
 
     summary = json.loads((work / "eval" / "summary.json").read_text())
-    print(f"\n=== {args.bundle} demo: test-set metrics (SynthRAD protocols, inside the body mask) ===")
+    print(f"\n=== {args.bundle} demo: test-set metrics ({demo['metrics']}) ===")
     print(format_summary(summary["metrics"]))
-    print(f"\nsynthetic CTs (int16 HU, on the MR grid): {sorted(str(p) for p in (work / 'eval').glob('*_sct.*'))}")
+    print(f"\nsynthetic CTs ({demo['outputs']}): {sorted(str(p) for p in (work / 'eval').glob('*_sct.*'))}")
     print(f"per-case metrics:   {work / 'eval' / 'metrics.csv'}")
     print(f"summary:            {work / 'eval' / 'summary.json'}")
     print(f"figures:            {work / 'eval' / 'figures'}")

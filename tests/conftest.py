@@ -2,12 +2,16 @@
 
 Every folder of ``bundles/`` is a bundle under test (``BUNDLES``); its tiny training overrides live in
 ``tests/tiny/<bundle>.json`` (a few channels, 48-pixel patches, 2 epochs), so adding a bundle adds it to the
-parametrized bundle tests.
+parametrized bundle tests. The entry ``"test_data"`` of that file (not an override) names the data the bundle is
+tested on, a key of ``BUNDLE_DATA`` (default ``"heads"``: procedural NIfTI head volumes, MR in, sCT volume out;
+``"lung_slices"``: procedural lung mask ``.npy`` in, 8-bit CT slice PNG out).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +25,70 @@ def bundle_configs(bundle: str) -> Path:
     return ROOT / "bundles" / bundle / "configs"
 
 
-def tiny_overrides(bundle: str) -> dict:
-    """The bundle's tiny training settings (``tests/tiny/<bundle>.json``)."""
+def _tiny_file(bundle: str) -> dict:
     path = ROOT / "tests" / "tiny" / f"{bundle}.json"
     assert path.is_file(), f"{path}: every bundle needs tiny test settings"
     return json.loads(path.read_text())
+
+
+def tiny_overrides(bundle: str) -> dict:
+    """The bundle's tiny training settings (``tests/tiny/<bundle>.json`` without its ``"test_data"`` entry)."""
+    return {k: v for k, v in _tiny_file(bundle).items() if k != "test_data"}
+
+
+def _nifti_on_the_input_grid(written: Path, source: str) -> None:
+    import nibabel as nib
+
+    sct, mr = nib.load(written), nib.load(source)
+    assert sct.shape == mr.shape and sct.get_data_dtype() == np.int16
+    np.testing.assert_allclose(sct.affine, mr.affine, atol=1e-4)
+
+
+def _png_of_the_mask_size(written: Path, source: str) -> None:
+    from PIL import Image
+
+    rows, columns = np.load(source).shape
+    with Image.open(written) as sct:
+        assert sct.size == (columns, rows) and sct.mode == "L"
+
+
+@dataclass(frozen=True)
+class BundleData:
+    """What a bundle is tested on and what it must produce from it."""
+
+    fixture: str  # the session fixture giving the datalist
+    output_ext: str  # suffix of the written predictions
+    mae_metric: str  # name of the MAE in the evaluation summary
+    output_format: str  # metadata network_data_format outputs.pred.format
+    record_keys: frozenset[str]  # settings training records beside the model (model.json)
+    check_output: Callable[[Path, str], None]  # (prediction, input file): the prediction fits its input
+
+
+BUNDLE_DATA = {
+    "heads": BundleData(
+        "heads_datalist",
+        ".nii.gz",
+        "synthrad2023_mae",
+        "hounsfield",
+        frozenset({"network_def", "patch_size", "ct_window", "axcodes", "eight_bit"}),
+        _nifti_on_the_input_grid,
+    ),
+    "lung_slices": BundleData(
+        "lung_datalist",
+        ".png",
+        "mae",
+        "magnitude",
+        frozenset({"network_def", "image_size", "ct_window", "eight_bit"}),
+        _png_of_the_mask_size,
+    ),
+}
+
+
+def bundle_data(bundle: str) -> BundleData:
+    """The data ``bundle`` is tested on (``"test_data"`` in ``tests/tiny/<bundle>.json``, default ``"heads"``)."""
+    name = _tiny_file(bundle).get("test_data", "heads")
+    assert name in BUNDLE_DATA, f"tests/tiny/{bundle}.json: test_data {name!r} is not one of {sorted(BUNDLE_DATA)}"
+    return BUNDLE_DATA[name]
 
 
 def train_workflow(bundle: str, datalist: Path, work: Path, variants: tuple[str, ...] = (), **overrides):
@@ -82,4 +145,17 @@ def png_datalist(tmp_path_factory) -> Path:
             Image.fromarray(np.clip(mr, 0, 255).astype(np.uint8)).save(root / "MRI" / name)
             Image.fromarray(np.clip(ct, 0, 255).astype(np.uint8)).save(root / "CT" / name)
     make_datalist(root, "paired2d", root / "datalist.json", val_fraction=0.34, subject_regex=r"^s(\d)_")
+    return root / "datalist.json"
+
+
+@pytest.fixture(scope="session")
+def lung_datalist(tmp_path_factory) -> Path:
+    """Five procedural lung patients, four 64 x 64 slices each (alternately clean and with nodules) in the
+    lidc_mask2ct layout: 3 training, 1 validation and 1 test patient (its test/ folder)."""
+    from custom.data.demo_lung import make_lung_demo_data
+    from custom.data.layouts import make_datalist
+
+    root = tmp_path_factory.mktemp("lungs")
+    make_lung_demo_data(root / "data", patients=5, slices=4, test_patients=1, seed=3, size=64)
+    make_datalist(root / "data", "lidc_mask2ct", root / "datalist.json", val_fraction=0.25)
     return root / "datalist.json"

@@ -1,6 +1,7 @@
 """Every bundle under ``bundles/``, at tiny sizes: train through ``ConfigWorkflow``, a self-describing model that loads
 strictly into ``network_def``, inference with no config, evaluation (also without a test split), metadata, and the
-inference configs agreeing with training. A new bundle is tested by being added (plus ``tests/tiny/<bundle>.json``)."""
+inference configs agreeing with training. A new bundle is tested by being added (plus ``tests/tiny/<bundle>.json``),
+on the data its tiny settings name (``conftest.bundle_data``: head volumes by default, or lung mask slices)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import json
 import shutil
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import BUNDLES, ROOT, bundle_configs, train_workflow
+from conftest import BUNDLES, ROOT, bundle_configs, bundle_data, tiny_overrides, train_workflow
 from monai.bundle import ConfigParser
 
 from custom.inference import bundle_workflow, run_bundle_inference
@@ -20,18 +20,37 @@ from custom.io import InputError, model_config_path
 
 
 @pytest.fixture(scope="module", params=BUNDLES)
-def trained(request, heads_datalist, tmp_path_factory) -> tuple[str, Path]:
-    """(bundle, work folder) after two tiny training epochs."""
+def trained(request, tmp_path_factory) -> tuple[str, Path]:
+    """(bundle, work folder) after two tiny training epochs on the bundle's test data."""
     work = tmp_path_factory.mktemp(f"train_{request.param}")
-    workflow = train_workflow(request.param, heads_datalist, work)
+    workflow = train_workflow(request.param, datalist_of(request), work)
     assert not workflow.check_properties()
     workflow.run()
     workflow.finalize()
     return request.param, work
 
 
-def test_training_writes_a_self_describing_model(trained, heads_datalist):
+def datalist_of(request: pytest.FixtureRequest, bundle: str | None = None) -> Path:
+    """The datalist of the data the bundle (default: the test's parameter) is tested on."""
+    return request.getfixturevalue(bundle_data(bundle or request.param).fixture)
+
+
+def sample_grid_epochs(bundle: str) -> list[int]:
+    """The epochs of the tiny run after which the bundle's training ``SampleGridSaver`` writes a figure (its
+    ``every``; every epoch when the config names no such handler)."""
+    parser = ConfigParser()
+    parser.read_config(str(bundle_configs(bundle) / "train.json"))
+    parser.update(tiny_overrides(bundle))
+    every = 1
+    for i, handler in enumerate(parser["train"]["handlers"]):
+        if isinstance(handler, dict) and str(handler.get("_target_", "")).endswith("SampleGridSaver"):
+            every = parser.get_parsed_content(f"train#handlers#{i}#every") if "every" in handler else 1
+    return [epoch for epoch in range(1, parser.get_parsed_content("epochs") + 1) if epoch % every == 0]
+
+
+def test_training_writes_a_self_describing_model(trained, request):
     bundle, work = trained
+    datalist = datalist_of(request, bundle)
     model = work / "models" / "model.pt"
     state = torch.load(model, map_location="cpu", weights_only=True)
     record = json.loads(model_config_path(model).read_text())
@@ -40,46 +59,45 @@ def test_training_writes_a_self_describing_model(trained, heads_datalist):
     network = ConfigParser({"network_def": record["config"]["network_def"]}).get_parsed_content("network_def")
     network.load_state_dict(state, strict=True)
     # ... and so does the bundle's own inference network_def with the record applied (as `custom infer` does)
-    workflow, _ = bundle_workflow(ROOT / "bundles" / bundle, ckpt=model, datalist=str(heads_datalist))
+    workflow, _ = bundle_workflow(ROOT / "bundles" / bundle, ckpt=model, datalist=str(datalist))
     workflow.parser.get_parsed_content("network_def").load_state_dict(state, strict=True)
     checkpoint = torch.load(work / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
     assert checkpoint["trainer"]["iteration"] == 2 * checkpoint["trainer"]["epoch_length"]  # two complete epochs
     assert sorted(p.name for p in (work / "runs" / "samples").glob("*.png")) == [
-        "train_epoch0001.png",
-        "train_epoch0002.png",
+        f"train_epoch{epoch:04d}.png" for epoch in sample_grid_epochs(bundle)
     ]
+    if bundle_data(bundle).fixture == "heads_datalist":
+        assert sample_grid_epochs(bundle) == [1, 2]
 
 
-def test_custom_infer_needs_no_config(trained, heads_datalist, tmp_path, capsys):
+def test_custom_infer_needs_no_config(trained, request, tmp_path, capsys):
     from custom.cli import main
 
     bundle, work = trained
-    case = json.loads(heads_datalist.read_text())["test"][0]
+    case = json.loads(datalist_of(request, bundle).read_text())["test"][0]
     args = ["infer", "--bundle", str(ROOT / "bundles" / bundle), "--ckpt", str(work / "models" / "model.pt")]
     with pytest.raises(SystemExit) as exit_:
         main(args + ["--input", case["image"], "--output", str(tmp_path / "out")])
     assert exit_.value.code == 0
-    written = tmp_path / "out" / f"{case['case']}_sct.nii.gz"
+    written = tmp_path / "out" / f"{case['case']}_sct{bundle_data(bundle).output_ext}"
     assert str(written) in capsys.readouterr().out
-    sct, mr = nib.load(written), nib.load(case["image"])
-    assert sct.shape == mr.shape and sct.get_data_dtype() == np.int16
-    np.testing.assert_allclose(sct.affine, mr.affine, atol=1e-4)
+    bundle_data(bundle).check_output(written, case["image"])
 
 
-def test_a_model_that_does_not_fit_is_one_clear_error(trained, heads_datalist, tmp_path):
+def test_a_model_that_does_not_fit_is_one_clear_error(trained, request, tmp_path):
     bundle, work = trained
     model = tmp_path / "model.pt"
     shutil.copy(work / "models" / "model.pt", model)  # without its record: the bundle's (bigger) default network
-    case = json.loads(heads_datalist.read_text())["test"][0]
+    case = json.loads(datalist_of(request, bundle).read_text())["test"][0]
     with pytest.raises(InputError, match=r"model.pt: the weights do not fit the config's network_def \(.*shape"):
         run_bundle_inference(ROOT / "bundles" / bundle, ckpt=model, dataset_dir=case["image"], output_dir=tmp_path)
     assert not list(tmp_path.glob("*_sct*"))
 
 
-def test_evaluate_json_without_a_test_split(trained, heads_datalist, tmp_path):
+def test_evaluate_json_without_a_test_split(trained, request, tmp_path):
     """evaluate.json scores the validation split when the datalist has no test cases (the default split rule)."""
     bundle, work = trained
-    data = json.loads(heads_datalist.read_text())
+    data = json.loads(datalist_of(request, bundle).read_text())
     data["test"] = []
     datalist = tmp_path / "no_test.json"
     datalist.write_text(json.dumps(data))
@@ -89,10 +107,10 @@ def test_evaluate_json_without_a_test_split(trained, heads_datalist, tmp_path):
         ROOT / "bundles" / bundle, configs, ckpt=work / "models" / "model.pt", datalist=str(datalist), output_dir=out
     )
     cases = [item["case"] for item in data["validation"]]
-    assert [Path(p).name for p in written] == [f"{c}_sct.nii.gz" for c in cases]
+    assert [Path(p).name for p in written] == [f"{c}_sct{bundle_data(bundle).output_ext}" for c in cases]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["split"] == "validation" and summary["n"] == len(cases)
-    assert summary["metrics"]["synthrad2023_mae"]["mean"] > 0
+    assert summary["metrics"][bundle_data(bundle).mae_metric]["mean"] > 0
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == cases
     assert sorted(p.stem for p in (out / "figures").glob("*.png")) == sorted(cases)
@@ -105,7 +123,7 @@ def test_metadata_validates_against_the_vendored_schema(bundle):
     metadata = json.loads((bundle_configs(bundle) / "metadata.json").read_text())
     jsonschema.validate(metadata, schema)
     assert metadata["version"] in metadata["changelog"]
-    assert metadata["network_data_format"]["outputs"]["pred"]["format"] == "hounsfield"
+    assert metadata["network_data_format"]["outputs"]["pred"]["format"] == bundle_data(bundle).output_format
 
 
 def _pairs(bundle: str) -> list[tuple[list[str], list[str]]]:
@@ -131,6 +149,6 @@ def test_inference_config_matches_training(bundle):
             parsers.append(parser)
         train, infer = parsers
         recorded = train["model_record"]
-        assert set(recorded) >= {"network_def", "patch_size", "ct_window", "axcodes", "eight_bit"}
+        assert set(recorded) >= bundle_data(bundle).record_keys
         for key in recorded:
             assert train[key] == infer[key], (train_files, key)

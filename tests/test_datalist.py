@@ -459,3 +459,11 @@ def test_aanlib_dev_paired2d(tmp_path):
     # the file names also encode the subject (<subject><slice:03d>.png): same assignment from a regex
     regex = make_datalist(str(AANLIB), "paired2d", str(tmp_path / "re.json"), subject_regex=r"^(\d+)\d{3}\.png$")
     assert {it["case"]: it["subject"] for s in SPLITS for it in regex[s]} == {it["case"]: it["subject"] for it in items}
+
+
+def test_summary_of_a_datalist_with_named_subjects(tmp_path):
+    """The printed summary counts the item lists only, not the recorded subject names."""
+    from custom.data.datalist import Datalist
+
+    data = Datalist({"training": [{"subject": "1"}], "validation": [{"subject": "2"}], "val_subjects": ["2"]})
+    assert str(data) == "None datalist with 1 training, 1 validation (2 subjects)"

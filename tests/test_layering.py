@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "custom"
+TRAINING_MATH = ("custom.data", "custom.metrics", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli")
 FORBIDDEN = {
-    "engines": ("custom.data", "custom.metrics", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli"),
-    "losses": ("custom.data", "custom.metrics", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli"),
-    "networks": ("custom.data", "custom.metrics", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli"),
+    "engines": TRAINING_MATH,
+    "losses": TRAINING_MATH,
+    "networks": TRAINING_MATH,
     "metrics": ("custom.data", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli", "custom.io"),
 }
 

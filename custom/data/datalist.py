@@ -53,8 +53,9 @@ class Datalist(dict):
     path: str | None = None
 
     def __str__(self) -> str:
-        counts = ", ".join(f"{len(v)} {k}" for k, v in self.items() if isinstance(v, list))
-        subjects = {item.get("subject") for v in self.values() if isinstance(v, list) for item in v}
+        splits = datalist_splits(self)
+        counts = ", ".join(f"{len(self[k])} {k}" for k in splits)
+        subjects = {item.get("subject") for k in splits for item in self[k]}
         where = f"{self.path}: " if getattr(self, "path", None) else ""
         return f"{where}{self.get('layout')} datalist with {counts} ({len(subjects)} subjects)"
 

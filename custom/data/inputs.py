@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, PNG_SUFFIXES, InputError, case_name, case_of
+from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, NUMPY_SUFFIXES, PNG_SUFFIXES, InputError, case_name, case_of
 
 __all__ = ["inference_items", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES + PNG_SUFFIXES
+IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES + PNG_SUFFIXES + NUMPY_SUFFIXES
 
 
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES)
+def _is_image(path: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> bool:
+    return path.is_file() and path.name.lower().endswith(tuple(suffixes))
 
 
 def _named(folder: Path, names: Sequence[str]) -> Path | None:
@@ -50,6 +50,7 @@ def inference_items(
     mask: str | None = None,
     image_names: Sequence[str] = ("mr", "mri"),
     mask_names: Sequence[str] = ("mask",),
+    suffixes: Sequence[str] | None = None,
 ) -> list[dict]:
     """Items ``{"image", ["mask"], "case"}`` to run inference on.
 
@@ -61,6 +62,8 @@ def inference_items(
             (:func:`custom.data.datalist.evaluation_split`).
         mask: body mask for a single-image ``dataset_dir``.
         image_names, mask_names: file names (without suffix, lower case) of the image and the mask in a case folder.
+        suffixes: the input file types the bundle takes (e.g. ``[".npy"]``: lung masks, so that the PNG slices
+            beside them in a folder are not taken as inputs); default every image type (:data:`IMAGE_SUFFIXES`).
 
     Raises:
         InputError: nothing given, path missing, or no image found.
@@ -76,9 +79,10 @@ def inference_items(
     root = Path(dataset_dir)
     if not root.exists():
         raise InputError(f"{root}: file or folder not found")
+    suffixes = tuple(s.lower() for s in (IMAGE_SUFFIXES if suffixes is None else suffixes))
     if root.is_file():
-        if not _is_image(root):
-            raise InputError(f"{root}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
+        if not _is_image(root, suffixes):
+            raise InputError(f"{root}: not an input file of this bundle (expected one of {', '.join(suffixes)})")
         item = {"image": str(root), "case": case_of(root)}
         if mask:
             item["mask"] = str(mask)
@@ -88,7 +92,9 @@ def inference_items(
     names = [n.lower() for n in image_names]
     items = _case_folder_items(root, names, [n.lower() for n in mask_names])
     if not items:
-        items = [{"image": str(p), "case": case_name(p)} for p in sorted(root.iterdir()) if _is_image(p)]
+        items = [{"image": str(p), "case": case_name(p)} for p in sorted(root.iterdir()) if _is_image(p, suffixes)]
     if not items:
-        raise InputError(f"{root}: no images found (expected <ID>/{names[0]}.nii.gz|.mha or image files)")
+        raise InputError(
+            f"{root}: no images found (expected <ID>/{names[0]}.<suffix> folders or {'/'.join(suffixes)} files)"
+        )
     return items

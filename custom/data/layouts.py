@@ -20,6 +20,12 @@ Layouts (``--layout``):
   lists instead of three: ``training_mr``, ``validation_mr``, ``test_mr`` with items ``{"image": MR, "case",
   "subject"}`` and ``training_ct``, ``validation_ct``, ``test_ct`` with items ``{"label": CT, "case", "subject"}``.
   Each file is its own subject unless ``--subject-regex``/``--manifest`` say otherwise (keys: the case ids).
+- ``lidc_mask2ct``: 8-bit lung CT slices with their masks (:mod:`custom.data.lidc`),
+  ``<root>/{train,test}/{with_nodules,clean}/<ID>_slice_<k>.png`` with ``<ID>_combined_mask_<k>.npy``
+  (with_nodules) or ``<ID>_lung_mask_<k>.npy`` (clean). Items ``{"image": mask, "label": slice, "case", "subject":
+  <ID>, "group"}``, no ``mask``; ``"eight_bit": true``. ``test/`` is the test split (its patients are the test
+  subjects: ``--test-fraction`` and ``--test-subjects`` do not apply); validation patients are drawn from ``train/``
+  with ``--val-fraction`` or named.
 
 Split: the distinct subjects are sorted, shuffled with ``random.Random(seed)`` (deterministic for a seed on every
 platform), then the first ``round(test_fraction * n)`` go to ``test``, the next ``round(val_fraction * n)`` to
@@ -49,11 +55,12 @@ from pathlib import Path
 from typing import Any, NamedTuple, Union
 
 from custom.data.datalist import SPLITS, Datalist, write_datalist
+from custom.data.lidc import LIDC_LAYOUT, lidc_items
 from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, InputError, case_name, is_png
 
 __all__ = ["LAYOUTS", "SubjectNames", "make_datalist", "split_subjects"]
 
-LAYOUTS = ("synthrad2023", "synthrad2025", "paired2d", "unpaired")
+LAYOUTS = ("synthrad2023", "synthrad2025", "paired2d", "unpaired", LIDC_LAYOUT)
 _VOLUME_EXT = {"synthrad2023": ".nii.gz", "synthrad2025": ".mha"}
 _UNPAIRED_SUFFIXES = tuple(s for s in NIFTI_SUFFIXES + ITK_SUFFIXES if s != ".dcm")
 _MAX_LISTED = 10
@@ -359,6 +366,23 @@ def _unpaired_cases(root: Path) -> tuple[list[dict], list[dict]]:
     return domains[0], domains[1]
 
 
+def _folder_test_split(options: _SplitOptions, items: list[dict], root: Path) -> _SplitOptions:
+    """The split options of a layout whose ``test/`` folder is the test split (``lidc_mask2ct``): its patients become
+    the named test subjects; each item's ``folder`` entry is dropped."""
+    if options.test_subjects is not None or options.test_fraction > 0:
+        raise InputError(
+            f"{root}: layout {LIDC_LAYOUT} takes its test split from test/; drop --test-fraction/--test-subjects"
+        )
+    test: set[str] = set()
+    for item in items:
+        if item.pop("folder") == "test":
+            test.add(item["subject"])
+    both = test & set(options.val_subjects or ())
+    if both:
+        raise InputError(f"--val-subjects: {_listing(both)} in {root / 'test'} (the test split), not in train/")
+    return options._replace(test_subjects=tuple(sorted(test, key=_natural_key)) or None)
+
+
 # --------------------------------------------------------------------------------------------------------- main
 def _split_items(items: list[dict], split: dict[str, str], suffix: str = "") -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {name + suffix: [] for name in SPLITS}
@@ -369,6 +393,12 @@ def _split_items(items: list[dict], split: dict[str, str], suffix: str = "") -> 
 
 def _layout_items(root: Path, layout: str, subject_regex: str | None, manifest: str | None) -> dict[str, list[dict]]:
     """The items of ``layout`` with their ``subject``, by list-name suffix (``""``; unpaired: ``"_mr"``, ``"_ct"``)."""
+    if layout == LIDC_LAYOUT:  # the subject is the <ID> of the file names
+        if subject_regex is not None or manifest is not None:
+            raise InputError(
+                f"--subject-regex/--manifest: not used by layout {layout} (subjects are the file names' <ID>)"
+            )
+        return {"": lidc_items(root)}
     if layout == "unpaired":
         domains = dict(zip(("_mr", "_ct"), _unpaired_cases(root)))
     else:
@@ -406,7 +436,8 @@ def make_datalist(
 
     Args:
         root: dataset folder.
-        layout: ``synthrad2023``, ``synthrad2025``, ``paired2d`` or ``unpaired`` (see the module docstring).
+        layout: ``synthrad2023``, ``synthrad2025``, ``paired2d``, ``unpaired`` or ``lidc_mask2ct`` (see the module
+            docstring).
         out: JSON file to write (atomically, with :func:`custom.data.datalist.write_datalist`).
         val_fraction: fraction of the subjects for validation, in [0, 1); ignored when ``val_subjects`` is given.
         test_fraction: fraction of the subjects for test, in [0, 1); ignored when ``test_subjects`` is given.
@@ -438,13 +469,16 @@ def make_datalist(
     options = _split_options(val_fraction, test_fraction, val_subjects, test_subjects)  # before scanning a big tree
 
     domains = _layout_items(root_path, layout, subject_regex, manifest)
+    if layout == LIDC_LAYOUT:
+        options = _folder_test_split(options, domains[""], root_path)
     _check_known(options, {it["subject"] for items in domains.values() for it in items}, f"{root_path}: ")
     data: dict[str, Any] = {}
     for suffix, items in domains.items():
         subjects = {it["subject"] for it in items}
         where = f"{root_path} ({suffix[1:].upper()} volumes): " if suffix else f"{root_path}: "
         data.update(_split_items(items, _split(subjects, options.within(subjects), seed, where), suffix))
-    data.update({"layout": layout, "eight_bit": layout == "paired2d", "root": os.path.abspath(root_path)})
+    eight_bit = layout in ("paired2d", LIDC_LAYOUT)
+    data.update({"layout": layout, "eight_bit": eight_bit, "root": os.path.abspath(root_path)})
     data["seed"] = int(seed)
     for key, fraction, names in (
         ("val", options.val_fraction, options.val_subjects),

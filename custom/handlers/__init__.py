@@ -3,5 +3,15 @@
 from custom.handlers.checkpoint import BestModelSaver, ResumableCheckpoint, atomic_torch_save
 from custom.handlers.evaluation import SCTEvaluationHandler
 from custom.handlers.sample_grid import SampleGridSaver
+from custom.handlers.training_budget import TrainingBudget
+from custom.handlers.training_log import TrainingLogWriter
 
-__all__ = ["BestModelSaver", "ResumableCheckpoint", "SCTEvaluationHandler", "SampleGridSaver", "atomic_torch_save"]
+__all__ = [
+    "BestModelSaver",
+    "ResumableCheckpoint",
+    "SCTEvaluationHandler",
+    "SampleGridSaver",
+    "TrainingBudget",
+    "TrainingLogWriter",
+    "atomic_torch_save",
+]

@@ -16,7 +16,7 @@ from ignite.engine import Engine, Events
 from custom.data.datalist import evaluation_split, read_datalist
 from custom.io import read_image
 from custom.metrics import format_summary
-from custom.scoring import evaluate_datalist, scored_cases
+from custom.scoring import RegionFn, evaluate_datalist, scored_cases
 from custom.visualize import case_figure
 
 __all__ = ["SCTEvaluationHandler"]
@@ -35,6 +35,9 @@ class SCTEvaluationHandler:
         protocols: ``"all"``, ``"synthrad2023"`` or ``"synthrad2025"``.
         display_window: display window of CT and sCT in the figures (HU; 8-bit datalists use (0, 255)).
         error_max: top of the error display window (HU; 8-bit datalists use 64 grey levels).
+        region_fn: ``region_fn(item, ct)``, a region per case for ``local_ssim`` (see
+            :func:`custom.scoring.evaluate_datalist`), e.g. ``custom.data.lidc.nodule_region``.
+        input_title: title of the figures' first column, the network's input (``"MR"``, ``"lung mask"``).
     """
 
     def __init__(
@@ -46,6 +49,8 @@ class SCTEvaluationHandler:
         protocols: str = "all",
         display_window: Sequence[float] = (-1000.0, 1600.0),
         error_max: float = 500.0,
+        region_fn: RegionFn | None = None,
+        input_title: str = "MR",
     ) -> None:
         self.datalist = datalist
         self.pred_dir = pred_dir
@@ -54,6 +59,8 @@ class SCTEvaluationHandler:
         self.protocols = protocols
         self.display_window = tuple(float(v) for v in display_window)
         self.error_max = float(error_max)
+        self.region_fn = region_fn
+        self.input_title = str(input_title)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -61,7 +68,12 @@ class SCTEvaluationHandler:
     def __call__(self, engine: Engine | None = None) -> dict:
         data = read_datalist(self.datalist)
         rows, summary = evaluate_datalist(
-            data, self.pred_dir, out_dir=self.out_dir, protocols=self.protocols, split=self.split
+            data,
+            self.pred_dir,
+            out_dir=self.out_dir,
+            protocols=self.protocols,
+            split=self.split,
+            region_fn=self.region_fn,
         )
         self.save_figures(data, summary["split"])
         logger.info("sCT evaluation (%s cases) -> %s\n%s", len(rows), self.out_dir, format_summary(summary["metrics"]))
@@ -78,6 +90,16 @@ class SCTEvaluationHandler:
             mr, ct, sct = (read_image(p)[0] for p in (case.mr, case.ct, case.pred))
             path = os.path.join(self.out_dir, "figures", f"{case.case}.png")
             paths.append(
-                case_figure(mr, ct, sct, path, case=case.case, display_window=window, error_max=error_max, units=units)
+                case_figure(
+                    mr,
+                    ct,
+                    sct,
+                    path,
+                    case=case.case,
+                    display_window=window,
+                    error_max=error_max,
+                    units=units,
+                    input_title=self.input_title,
+                )
             )
         return paths

@@ -1,9 +1,12 @@
-"""Losses MONAI lacks (NGF, feature matching), the adversarial wrappers and the generator loss recipe."""
+"""Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint), the adversarial wrappers and
+the generator loss recipe."""
 
 from .adversarial import DiscriminatorAdversarialLoss, GeneratorAdversarialLoss, discriminator_logits
+from .correlation import CorrelationCoefficientLoss, correlation_coefficient
 from .feature_matching import feature_matching_loss
 from .loss_recipe import LossRecipe, LossTerm, masked_mean
 from .ngf import NGFLoss
+from .shape import ShapeConstraintLoss, fill_from_four_sides
 
 __all__ = [
     "DiscriminatorAdversarialLoss",
@@ -14,4 +17,8 @@ __all__ = [
     "discriminator_logits",
     "feature_matching_loss",
     "masked_mean",
+    "CorrelationCoefficientLoss",
+    "ShapeConstraintLoss",
+    "correlation_coefficient",
+    "fill_from_four_sides",
 ]

@@ -10,6 +10,9 @@ input, e.g. ``-1`` = air in a [-1, 1] CT window). ``region`` restricts the term:
 - ``"mask"``: inside the body mask ``m`` (``sum(l·m) / sum(m)``; the whole image when the batch has no mask);
 - ``"outside"``: outside it (``sum(l·(1-m)) / sum(1-m)``; 0 when the batch has no mask).
 
+``m`` is the namespace's ``mask`` unless the term names another one (``"mask": "ct_mask"``: a step with masks of two
+domains, e.g. CycleGAN's MR and CT body masks).
+
 A loss whose ``forward`` takes a ``mask`` argument (``custom.losses.NGFLoss``) receives the region's weights itself;
 any other loss must return element-wise values (``reduction="none"``) to be restricted to a region. A loss returning a
 scalar (MONAI's ``SSIMLoss``) is used as it is with ``region="all"``.
@@ -66,6 +69,7 @@ class LossTerm:
         weight: the term's weight, >= 0.
         inputs: names in the step's namespace, or numbers (constant images shaped like the first tensor input).
         region: ``"all"``, ``"mask"`` or ``"outside"``.
+        mask: the namespace name of the region's mask (default ``"mask"``).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class LossTerm:
         weight: float = 1.0,
         inputs: Sequence[str | float] = ("pred", "label"),
         region: str = "all",
+        mask: str = "mask",
     ) -> None:
         if not callable(loss):
             raise TypeError(f"LossTerm: loss must be callable, got {type(loss).__name__}.")
@@ -85,7 +90,9 @@ class LossTerm:
         inputs = list(inputs)
         if not inputs or not isinstance(inputs[0], str):
             raise ValueError(f"LossTerm: the first input must name a tensor (e.g. 'pred'), got {inputs!r}.")
-        self.loss, self.weight, self.inputs, self.region = loss, weight, inputs, region
+        if not isinstance(mask, str) or not mask:
+            raise ValueError(f"LossTerm: mask must name a tensor of the namespace (e.g. 'mask'), got {mask!r}.")
+        self.loss, self.weight, self.inputs, self.region, self.mask = loss, weight, inputs, region, mask
         self.takes_mask = _takes_mask(loss)
 
     def _weights(self, mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -96,7 +103,7 @@ class LossTerm:
     def __call__(self, tensors: Mapping[str, Any]) -> torch.Tensor:
         """The unweighted value of the term for the namespace ``tensors``."""
         first = tensors[self.inputs[0]]
-        if self.region == "outside" and tensors.get("mask") is None:
+        if self.region == "outside" and tensors.get(self.mask) is None:
             return first.new_zeros(()) if isinstance(first, torch.Tensor) else torch.zeros(())
         args = []
         for name in self.inputs:
@@ -105,7 +112,7 @@ class LossTerm:
                 args.append(value.float() if isinstance(value, torch.Tensor) else value)
             else:
                 args.append(torch.full_like(first, float(name), dtype=torch.float32))
-        weights = self._weights(tensors.get("mask"))
+        weights = self._weights(tensors.get(self.mask))
         if self.takes_mask:
             return self.loss(*args, mask=weights)
         value = self.loss(*args)

@@ -1,6 +1,7 @@
 """SynthRAD image metrics (MAE, PSNR, SSIM / MS-SSIM, plus bone Dice and local SSIM) on arrays, their summaries, and
 the masked-MAE Ignite metric the bundles validate with. Reading files and datalists is :mod:`custom.scoring`'s job."""
 
+from custom.metrics.checkerboard import checkerboard_score
 from custom.metrics.masked_mae import MaskedMAE
 from custom.metrics.summary import format_summary, summarize
 from custom.metrics.synthrad import (
@@ -28,6 +29,7 @@ __all__ = [
     "SYNTHRAD2025_RANGE",
     "MaskedMAE",
     "bone_dice",
+    "checkerboard_score",
     "compute_metrics",
     "format_summary",
     "local_ssim",

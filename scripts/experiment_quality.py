@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""pix2pix_ngf image quality on 2D paired slices, scored with the shared protocol: recipes x seeds, plus the floors.
+
+For every variant (a list of the bundle's config files) and every seed, the bundle is trained as a user would
+(``python -m monai.bundle run training`` with ``train.json``, ``train_png2d.json`` and the variant's files; a
+``--minutes`` budget ends training with the LR schedule fitted to it), the best model (validation MAE) infers the test
+subjects (``python -m custom infer``, no config: the model's ``model.json``), and ``eval2d.py`` of the shared tools
+scores them (8-bit grey levels in a body mask from CT and MR; per slice). The intensity-only floors are computed on the
+same split with ``aanlib_floors.py``. The report (``<work>/results.md`` and ``results.json``) has a table per variant
+(mean over seeds of the per-subject means; the range over seeds) and, for the variant pairs given with ``--compare``,
+the paired per-slice differences pooled over seeds with a 95% confidence interval (Student t, slices x seeds).
+
+``--epochs N`` replaces the time budget by a fixed number of epochs (a comparison that does not depend on what else the
+machine runs). Usage (from the repository root; one training at a time, as the machine has 2 cores)::
+
+    .venv/bin/python scripts/experiment_quality.py --work /tmp/quality --minutes 25 --seeds 0 \\
+        --variant quick=train_quick.json
+    .venv/bin/python scripts/experiment_quality.py --work /tmp/ngf --minutes 6 --seeds 0 1 2 \\
+        --variant ngf=train_quick.json --variant no_ngf=train_quick.json,train_baseline.json --compare ngf:no_ngf
+
+Reruns reuse finished runs (a run is finished when its ``eval.json`` exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "bundles" / "pix2pix_ngf" / "configs"
+SHARED = REPO.parent / "shared"
+METRICS = ("mae", "psnr", "ssim", "bone_dice")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", type=Path, default=SHARED / "data" / "aanlib_brain_ct_mr_dev")
+    p.add_argument("--tools", type=Path, default=SHARED / "tools", help="folder of eval2d.py and aanlib_floors.py")
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--val", default="21", help="validation subjects (model selection)")
+    p.add_argument("--test", default="28", help="test subjects (never seen by training or model selection)")
+    p.add_argument("--minutes", type=float, default=25.0, help="training budget per run (wall clock)")
+    p.add_argument("--epochs", type=int, default=None, help="a fixed number of epochs instead of --minutes")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--variant", action="append", required=True, help="NAME=config.json[,config.json...]")
+    p.add_argument("--compare", action="append", default=[], help="A:B, paired per-slice differences A - B")
+    args = p.parse_args(argv)
+    for folder in (args.data, args.tools):
+        if not folder.is_dir():
+            p.exit(2, f"error: {folder}: not found\n")
+    variants = {}
+    for text in args.variant:
+        name, _, files = text.partition("=")
+        variants[name] = [CONFIGS / f for f in files.split(",") if f]
+        for f in variants[name]:
+            if not f.is_file():
+                p.exit(2, f"error: --variant {text}: {f} not found\n")
+    args.variants = variants
+    args.pairs = [tuple(c.split(":")) for c in args.compare]
+    for pair in args.pairs:
+        if len(pair) != 2 or not set(pair) <= set(variants):
+            p.exit(2, f"error: --compare {':'.join(pair)}: expected A:B with A and B among the variants\n")
+    return args
+
+
+def run(cmd: list[str], log: Path) -> float:
+    start = time.time()
+    with open(log, "a", encoding="utf-8") as f:
+        f.write("$ " + " ".join(map(str, cmd)) + "\n")
+        f.flush()
+        if subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode:
+            raise RuntimeError(f"command failed, see {log}")
+    return time.time() - start
+
+
+def eval2d(args: argparse.Namespace, pred: Path, pattern: str, out: Path, log: Path) -> dict:
+    cmd = [sys.executable, args.tools / "eval2d.py", "--pred", pred, "--gt", args.data / "CT"]
+    cmd += ["--mr", args.data / "MRI", "--manifest", args.data / "manifest.csv", "--subjects", args.test]
+    cmd += ["--pred-pattern", pattern]
+    run(cmd + ["--per-slice", "--out", out], log)
+    return json.loads(out.read_text())
+
+
+def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: int) -> dict:
+    work = args.work / f"{name}_seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "eval.json").exists():
+        configs = [CONFIGS / "train.json", CONFIGS / "train_png2d.json", *args.variants[name]]
+        train = [sys.executable, "-m", "monai.bundle", "run", "training"]
+        train += ["--config_file", str([str(c) for c in configs]), "--bundle_root", work, "--datalist", datalist]
+        train += ["--ckpt_dir", work / "models"]
+        train += ["--output_dir", work / "runs", "--seed", seed, "--resume", "False"]
+        train += ["--minutes", args.minutes] if args.epochs is None else ["--minutes", "None", "--epochs", args.epochs]
+        seconds = run(train, work / "train.log")
+        (work / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
+        model = work / "models" / "model.pt"
+        infer = [sys.executable, "-m", "custom", "infer", "--bundle", CONFIGS.parent, "--ckpt", model]
+        run(infer + ["--datalist", datalist, "--split", "test", "--output", work / "pred"], work / "infer.log")
+        eval2d(args, work / "pred", "{stem}_sct.png", work / "eval.json", work / "eval.log")
+    result = json.loads((work / "eval.json").read_text())
+    log = (work / "train.log").read_text(encoding="utf-8", errors="replace")
+    return {
+        "variant": name,
+        "seed": seed,
+        "train_minutes": float((work / "train_seconds.txt").read_text()) / 60,
+        "epochs": len(re.findall(r"Pix2PixTrainer - INFO - Epoch\[\d+\] Complete", log)),
+        "subject_mean": result["subject_mean"],
+        "slices": {row["file"]: {k: row[k] for k in METRICS} for row in result["slices"]},
+    }
+
+
+def paired(results: list[dict], a: str, b: str) -> dict:
+    """Per-slice differences a - b pooled over the seeds both have: mean, 95% CI, n, and slices where a is better."""
+    from scipy import stats
+
+    out = {}
+    seeds_of = {v: {r["seed"] for r in results if r["variant"] == v} for v in (a, b)}
+    seeds = sorted(seeds_of[a] & seeds_of[b])
+    runs = {(r["variant"], r["seed"]): r["slices"] for r in results}
+    for key in METRICS:
+        diffs = []
+        for seed in seeds:
+            sa, sb = runs[(a, seed)], runs[(b, seed)]
+            diffs += [sa[f][key] - sb[f][key] for f in sa if f in sb]
+        d = np.array([x for x in diffs if x is not None and math.isfinite(x)])
+        if d.size < 2:
+            continue
+        half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
+        better = int(np.sum(d < 0) if key == "mae" else np.sum(d > 0))
+        out[key] = {"mean": float(d.mean()), "ci95": [float(d.mean() - half), float(d.mean() + half)], "n": int(d.size)}
+        out[key]["better"] = better
+    return {"a": a, "b": b, "seeds": seeds, "metrics": out}
+
+
+def markdown(args: argparse.Namespace, results: list[dict], floors: dict, comparisons: list[dict]) -> str:
+    lines = [
+        f"Split by subject: test {args.test}, validation {args.val}, training the others; "
+        + (
+            f"{args.minutes:g} min of training per run (wall clock, this machine)"
+            if args.epochs is None
+            else f"{args.epochs} epochs per run"
+        )
+        + f"; seeds {args.seeds}.",
+        "",
+        "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in args.variants:
+        runs = [r for r in results if r["variant"] == name]
+        cells = []
+        for key in METRICS:
+            values = [r["subject_mean"][key] for r in runs]
+            spread = f" ({min(values):.3g}–{max(values):.3g})" if len(values) > 1 else ""
+            cells.append(f"{np.mean(values):.4g}{spread}")
+        epochs = "/".join(str(r["epochs"]) for r in runs)
+        lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + " |")
+    for name, summary in floors.items():
+        lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " |")
+    for c in comparisons:
+        lines += ["", f"Paired per-slice differences {c['a']} − {c['b']} (seeds {c['seeds']}, 95% CI):", ""]
+        lines += ["| metric | mean | 95% CI | slices where " + c["a"] + " is better |", "|---|---|---|---|"]
+        for key, s in c["metrics"].items():
+            lines.append(f"| {key} | {s['mean']:+.4f} | [{s['ci95'][0]:+.4f}, {s['ci95'][1]:+.4f}] | "
+                         f"{s['better']}/{s['n']} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    datalist = args.work / "datalist.json"
+    if not datalist.exists():
+        cmd = [sys.executable, "-m", "custom", "datalist", "--root", args.data, "--layout", "paired2d"]
+        run(cmd + ["--out", datalist, "--val_subjects", args.val, "--test_subjects", args.test], args.work / "log.txt")
+    floors = {}
+    for name in ("linear", "lut"):
+        out = args.work / f"floor_{name}.json"
+        if not out.exists():
+            fit = ",".join(sorted({r["subject"] for r in json.loads(datalist.read_text())["training"]} | {args.val}))
+            cmd = [sys.executable, args.tools / "aanlib_floors.py", "--src", args.data, "--out", args.work / "floors"]
+            run(cmd + ["--fit-split", fit, "--apply-split", args.test], args.work / "log.txt")
+            eval2d(args, args.work / "floors" / name, "{stem}.png", out, args.work / "log.txt")
+        floors[name] = json.loads(out.read_text())["subject_mean"]
+    results = [train_and_score(args, datalist, name, seed) for seed in args.seeds for name in args.variants]
+    comparisons = [paired(results, a, b) for a, b in args.pairs]
+    report = {"settings": {k: str(v) for k, v in vars(args).items()}, "results": results, "floors": floors}
+    report["comparisons"] = comparisons
+    (args.work / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(args, results, floors, comparisons)
+    (args.work / "results.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
