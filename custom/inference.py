@@ -128,31 +128,28 @@ def bundle_workflow(
 
     bundle = Path(bundle)
     files = _config_files(bundle, configs)
-    base = ConfigParser.load_config_files([str(f) for f in files])
     if ckpt is not None:
         overrides["ckpt_path"] = str(ckpt)
-
-    def workflow(extra_files: list[Path]) -> ConfigWorkflow:
-        logging_file = bundle / "configs" / "logging.conf"
-        return ConfigWorkflow(
-            config_file=[str(f) for f in files[:1] + extra_files + files[1:]],
-            meta_file=str(bundle / "configs" / "metadata.json"),
-            logging_file=str(logging_file) if logging_file.is_file() else False,
-            workflow_type=workflow_type,
-            bundle_root=str(bundle),
-            **{**record, **overrides},
-        )
-
-    record: dict[str, Any] = {}
-    first = workflow([])
-    model = first.parser.get_parsed_content("ckpt_path")
+    # a first, plain parse finds the model and the inputs, which choose the model's record and the format override
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in files])
+    parser.update({**overrides, "bundle_root": str(bundle)})
+    model = parser.get_parsed_content("ckpt_path")
     with _input_errors():
-        overrides["data"] = items = first.parser.get_parsed_content("data")  # found once, passed on
-    record = model_record(model)
-    # the format override the bundle names for these inputs (e.g. PNG slices), chosen from the inputs themselves
-    formats: Mapping[str, str] = base.get("format_configs") or {}
+        overrides["data"] = items = parser.get_parsed_content("data")  # found once, passed on
+    formats: Mapping[str, str] = parser.get("format_configs") or {}
     suffixes = [s for s in formats if items and all(str(it["image"]).lower().endswith(s) for it in items)]
-    return workflow([bundle / "configs" / formats[s] for s in suffixes[:1]]), model
+    extra = [bundle / "configs" / formats[s] for s in suffixes[:1]]
+    logging_file = bundle / "configs" / "logging.conf"
+    workflow = ConfigWorkflow(
+        config_file=[str(f) for f in files[:1] + extra + files[1:]],
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        logging_file=str(logging_file) if logging_file.is_file() else False,
+        workflow_type=workflow_type,
+        bundle_root=str(bundle),
+        **{**model_record(model), **overrides},
+    )
+    return workflow, model
 
 
 def run_bundle_inference(
