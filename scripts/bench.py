@@ -3,7 +3,11 @@
 Prints:
 - inference: seconds per 3D MR volume (256 x 256 x 180) through the bundle's inferer, and peak memory (bundles whose
   2D network runs on whole slices, e.g. mask2ct_lung: per 2D input of the first two sizes, 256 x 256);
-- training: seconds per iteration at batch 4 of 256 x 256 slices (2D bundles; generator + discriminator, all losses).
+- training: seconds per iteration at the bundle's training patch size (``patch_size``, or ``image_size``) and
+  ``--batch`` (default: the bundle's ``batch_size``); generator + discriminator, all losses;
+- for bundles with a sliding-window inferer (swin_pix2pix_3d): how time and peak memory grow with the ROI size, the
+  overlap and ``sw_batch_size``, one factor at a time from the bundle's defaults, each in a fresh process (so its
+  peak memory is its own), on a ``--sweep-shape`` volume.
 
 Figures, not assertions: run it on the machine you care about.
 """
@@ -11,7 +15,10 @@ Figures, not assertions: run it on the machine you care about.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,9 +34,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int) -> None:
+def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int, overrides: dict | None = None) -> float:
     parser = ConfigParser()
     parser.read_config(str(configs / "inference.json"))
+    parser.update(overrides or {})
     network = parser.get_parsed_content("network").eval()
     inferer = parser.get_parsed_content("inferer")
     whole_slices = not isinstance(inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
@@ -46,16 +54,58 @@ def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int) ->
         f"(sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, "
         f"{torch.get_num_threads()} threads); peak RSS so far {peak_rss_mb():.0f} MB"
     )
+    return seconds
 
 
-def bench_training(configs: Path, batch: int, size: int, iterations: int) -> None:
+def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]) -> None:
+    """Seconds and peak RSS per volume, varying ROI size, overlap and sw_batch_size one at a time."""
+    parser = ConfigParser()
+    parser.read_config(str(configs / "inference.json"))
+    roi, overlap, batch = parser["patch_size"], parser["sw_overlap"], parser["sw_batch_size"]
+    settings = [{}]
+    settings += [{"patch_size": [r] * len(roi)} for r in (roi[0] // 2, roi[0] + roi[0] // 2) if r != roi[0]]
+    settings += [{"sw_overlap": o} for o in (0.25, 0.75) if o != overlap]
+    settings += [{"sw_batch_size": b} for b in (1, 4) if b != batch]
+    print(
+        f"sliding window on a {shape} volume, one setting per process (defaults: ROI {roi}, overlap {overlap}, "
+        f"sw_batch_size {batch}):"
+    )
+    print("| ROI | overlap | sw_batch_size | windows | s per volume | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for setting in settings:
+        command = [
+            sys.executable,
+            __file__,
+            "--bundle",
+            bundle,
+            "--shape",
+            *map(str, shape),
+            "--one",
+            json.dumps(setting),
+        ]
+        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        r, o = setting.get("patch_size", roi), setting.get("sw_overlap", overlap)
+        windows = 1
+        for size, window in zip(shape, r):
+            step = max(1, int(window * (1 - o)))
+            windows *= 1 if size <= window else -(-(size - window) // step) + 1
+        print(
+            f"| {r[0]} | {o} | {setting.get('sw_batch_size', batch)} | {windows} | {result['seconds']:.1f} | "
+            f"{result['peak_rss_mb']:.0f} |",
+            flush=True,
+        )
+
+
+def bench_training(configs: Path, batch: int | None, iterations: int) -> None:
     parser = ConfigParser()
     parser.read_config(str(configs / "train.json"))
+    shape = tuple(parser.get("patch_size") or parser.get("image_size"))
+    batch = batch or parser.get_parsed_content("batch_size")
     samples = [
         {
-            "image": torch.rand(1, size, size) * 2 - 1,
-            "label": torch.rand(1, size, size) * 2 - 1,
-            "mask": torch.ones(1, size, size),
+            "image": torch.rand(1, *shape) * 2 - 1,
+            "label": torch.rand(1, *shape) * 2 - 1,
+            "mask": torch.ones(1, *shape),
         }
         for _ in range(batch * (iterations + 1))
     ]
@@ -74,7 +124,7 @@ def bench_training(configs: Path, batch: int, size: int, iterations: int) -> Non
     trainer.run()
     per_iteration = (times[-1] - times[0]) / (len(times) - 1)
     print(
-        f"training: {per_iteration:.2f} s per iteration (batch {batch}, {size}x{size}, G+D, all losses); "
+        f"training: {per_iteration:.2f} s per iteration (batch {batch}, {'x'.join(map(str, shape))}, G+D, all losses); "
         f"peak RSS {peak_rss_mb():.0f} MB"
     )
 
@@ -84,15 +134,23 @@ def main() -> None:
     parser.add_argument("--bundle", default="pix2pix_ngf", help="bundle folder name under bundles/")
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 180))
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=None, help="training batch (default: the bundle's batch_size)")
     parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--sweep-shape", type=int, nargs=3, default=(128, 128, 96))
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: one sweep setting (JSON)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     configs = ROOT / "bundles" / args.bundle / "configs"
+    if args.one is not None:
+        seconds = bench_inference(configs, tuple(args.shape), args.repeats, json.loads(args.one))
+        print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     print(f"bundle {args.bundle}")
     bench_inference(configs, tuple(args.shape), args.repeats)
-    bench_training(configs, args.batch, args.size, args.iterations)
+    bench_training(configs, args.batch, args.iterations)
+    inference = ConfigParser.load_config_file(str(configs / "inference.json"))
+    if inference.get("inferer", {}).get("_target_") in ("SlidingWindowInferer", "monai.inferers.SlidingWindowInferer"):
+        sliding_window_sweep(args.bundle, configs, tuple(args.sweep_shape))
 
 
 if __name__ == "__main__":

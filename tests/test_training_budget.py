@@ -39,6 +39,12 @@ def test_epoch_schedule_without_minutes_is_constant_then_linear():
     assert [budget.lr_factor(e) for e in (0, 5, 6, 8, 10)] == pytest.approx([1.0, 1.0, 0.8, 0.4, 0.0])
 
 
+def test_decay_start_one_keeps_the_lr_constant():
+    budget = TrainingBudget(decay_start_fraction=1.0)
+    budget.max_epochs = 10
+    assert [budget.lr_factor(e) for e in (0, 5, 10, 12)] == [1.0, 1.0, 1.0, 1.0]
+
+
 def test_stops_when_the_next_epoch_would_not_fit(clock):
     budget = TrainingBudget(minutes=1.0)  # 60 s, 7 s per epoch: 8 epochs fit (56 s), a 9th would not
     engine = run(budget, clock, max_epochs=100, seconds_per_epoch=7.0)
@@ -70,4 +76,4 @@ def test_arguments_are_checked():
     with pytest.raises(ValueError, match="minutes"):
         TrainingBudget(minutes=0)
     with pytest.raises(ValueError, match="decay_start_fraction"):
-        TrainingBudget(decay_start_fraction=1.0)
+        TrainingBudget(decay_start_fraction=1.5)

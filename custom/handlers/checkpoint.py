@@ -12,7 +12,10 @@ always written to a temporary file then renamed over the old one:
   by default, e.g. MAE in HU), with ``models/model.json`` beside it: the config inference needs to rebuild that
   network and prepare data as in training (``custom.io.model_config_path``).
 
-Checkpoints are loaded with ``torch.load(..., weights_only=True)``.
+Checkpoints are loaded with ``torch.load(..., weights_only=True)``. In a distributed run (``torchrun``,
+``multi_gpu_train.json``) every process loads, only the first one (rank 0) writes, and networks wrapped in
+``DistributedDataParallel`` are saved without the wrapper (no ``module.`` prefix), so that a checkpoint written by
+several GPUs resumes on one and ``model.pt`` loads strictly into ``network_def``.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 
 from custom.io import atomic_write, model_config_path, write_text
 
-__all__ = ["atomic_torch_save", "ResumableCheckpoint", "BestModelSaver"]
+__all__ = ["atomic_torch_save", "unwrap", "ResumableCheckpoint", "BestModelSaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +45,14 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
+def unwrap(module: Any) -> Any:
+    """The module inside a ``DistributedDataParallel`` or ``DataParallel`` wrapper; anything else unchanged."""
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    return module.module if isinstance(module, wrappers) else module
+
+
 def _state_dicts(objects: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: obj.state_dict() for name, obj in objects.items()}
+    return {name: unwrap(obj).state_dict() for name, obj in objects.items()}
 
 
 class ResumableCheckpoint:
@@ -89,6 +99,8 @@ class ResumableCheckpoint:
         logger.info(f"Resumed from {self.save_path} at epoch {engine.state.epoch}.")
 
     def save(self, engine: Engine) -> None:
+        if idist.get_rank() > 0:  # every process holds the same state; one writes it
+            return
         os.makedirs(os.path.dirname(os.path.abspath(self.save_path)), exist_ok=True)
         atomic_torch_save(_state_dicts(self.save_dict), self.save_path)
 
@@ -102,7 +114,8 @@ class BestModelSaver:
 
     Args:
         save_path: e.g. ``models/model.pt``.
-        network: the network whose weights are saved (the generator, i.e. the bundle's ``network_def``).
+        network: the network whose weights are saved (the generator, i.e. the bundle's ``network_def``; a
+            ``DistributedDataParallel`` wrapper is removed).
         metric_name: key in ``engine.state.metrics``; default the evaluator's key metric.
         mode: ``"min"`` (lower is better, e.g. MAE) or ``"max"``.
         config: inference config overrides that rebuild this model (``network_def`` as data, windows, orientation,
@@ -140,12 +153,14 @@ class BestModelSaver:
                 f"BestModelSaver: metric {name!r} not in the evaluator's metrics {list(engine.state.metrics)}."
             )
         value = float(engine.state.metrics[name])
-        if math.isfinite(value) and self._improved(value):
+        if math.isfinite(value) and self._improved(value):  # on every process, so that their states agree
             self.best_value, self.best_epoch = value, int(engine.state.epoch)
+            if idist.get_rank() > 0:
+                return
             best = {"metric": name, "value": value, "epoch": self.best_epoch}
             record = json.dumps({"config": self.config, "best": best}, indent=2)
             write_text(record + "\n", model_config_path(self.save_path))
-            atomic_torch_save(self.network.state_dict(), self.save_path)
+            atomic_torch_save(unwrap(self.network).state_dict(), self.save_path)
             logger.info(f"New best {name} = {value:.4f} at epoch {self.best_epoch}: saved {self.save_path}")
 
     def state_dict(self) -> dict:

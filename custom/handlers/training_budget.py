@@ -9,7 +9,8 @@ measures the epochs as they run and ends training when the next epoch would not 
               = max(0, 1 - (p - s) / (1 - s))        for p > s,     s = decay_start_fraction,
 
 so the decay ends when the budget does, whichever of the two runs out first. Without ``minutes`` it is the epoch
-schedule of Isola et al. 2017 (constant for the first half, then linear to 0). The elapsed time is part of the
+schedule of Isola et al. 2017 (constant for the first half, then linear to 0); ``decay_start_fraction=1`` keeps the LR
+constant (the budget still ends training). The elapsed time is part of the
 handler's ``state_dict``, so a resumed run continues the same budget (``custom.handlers.ResumableCheckpoint``).
 
 Config (``train.json``)::
@@ -29,6 +30,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
 __all__ = ["TrainingBudget"]
@@ -41,20 +43,21 @@ class TrainingBudget:
 
     Args:
         minutes: wall-clock budget of the whole run (training and validation), or None for epochs only.
-        decay_start_fraction: progress at which the linear LR decay starts, in [0, 1).
+        decay_start_fraction: progress at which the linear LR decay starts, in [0, 1]; 1 = a constant LR.
     """
 
     def __init__(self, minutes: float | None = None, decay_start_fraction: float = 0.5) -> None:
         if minutes is not None and not float(minutes) > 0:
             raise ValueError(f"TrainingBudget: minutes must be > 0 (or None), got {minutes}.")
-        if not 0.0 <= float(decay_start_fraction) < 1.0:
-            raise ValueError(f"TrainingBudget: decay_start_fraction must be in [0, 1), got {decay_start_fraction}.")
+        if not 0.0 <= float(decay_start_fraction) <= 1.0:
+            raise ValueError(f"TrainingBudget: decay_start_fraction must be in [0, 1], got {decay_start_fraction}.")
         self.seconds = None if minutes is None else 60.0 * float(minutes)
         self.decay_start = float(decay_start_fraction)
         self.elapsed = 0.0  # seconds spent in earlier epochs (of this run and of the run it resumes)
         self.epochs_timed = 0
         self.max_epochs = 1
         self._epoch_start: float | None = None
+        self._running: float | None = None  # the time used at the end of the current epoch, as rank 0 measured it
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self._started)
@@ -75,11 +78,15 @@ class TrainingBudget:
             self.elapsed += now - self._epoch_start
             self.epochs_timed += 1
         self._epoch_start = now
+        self._running = None
 
     def _epoch_completed(self, engine: Engine) -> None:
         if self.seconds is None or self._epoch_start is None:
             return
         running = self.elapsed + (time.perf_counter() - self._epoch_start)
+        if idist.get_world_size() > 1:  # every process must stop, and schedule its LR, on the same clock
+            running = float(idist.broadcast(running, src=0))
+        self._running = running
         per_epoch = running / max(1, self.epochs_timed + 1)
         if running + per_epoch > self.seconds and engine.state.epoch < engine.state.max_epochs:
             logger.info(
@@ -92,12 +99,15 @@ class TrainingBudget:
         """Progress of training in [0, 1] after ``epoch`` epochs (see the module docstring)."""
         p = epoch / self.max_epochs
         if self.seconds is not None and self._epoch_start is not None:
-            p = max(p, (self.elapsed + time.perf_counter() - self._epoch_start) / self.seconds)
+            running = (
+                self._running if self._running is not None else self.elapsed + time.perf_counter() - self._epoch_start
+            )
+            p = max(p, running / self.seconds)
         return min(1.0, p)
 
     def lr_factor(self, epoch: int) -> float:
         """The LR multiplier after ``epoch`` epochs: 1, then linear decay to 0 from ``decay_start_fraction`` on."""
-        p = self.progress(epoch)
+        p = self.progress(epoch)  # in [0, 1], so decay_start = 1 never decays
         return 1.0 if p <= self.decay_start else max(0.0, 1.0 - (p - self.decay_start) / (1.0 - self.decay_start))
 
     def state_dict(self) -> dict:

@@ -1,5 +1,5 @@
-"""Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint), the adversarial wrappers and
-the generator loss recipe."""
+"""Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint, density-weighted L1), the
+adversarial wrappers and the generator loss recipe."""
 
 from .adversarial import DiscriminatorAdversarialLoss, GeneratorAdversarialLoss, discriminator_logits
 from .correlation import CorrelationCoefficientLoss, correlation_coefficient
@@ -7,8 +7,10 @@ from .feature_matching import feature_matching_loss
 from .loss_recipe import LossRecipe, LossTerm, masked_mean
 from .ngf import NGFLoss
 from .shape import ShapeConstraintLoss, fill_from_four_sides
+from .weighted_l1 import DensityWeightedL1Loss
 
 __all__ = [
+    "DensityWeightedL1Loss",
     "DiscriminatorAdversarialLoss",
     "GeneratorAdversarialLoss",
     "LossRecipe",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from ignite.exceptions import NotComputableError
 from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 from monai.utils.enums import CommonKeys as Keys
 
 __all__ = ["MaskedMAE"]
@@ -38,10 +39,12 @@ class MaskedMAE(Metric):
         self.pred_key, self.label_key, self.mask_key = pred_key, label_key, mask_key
         super().__init__(output_transform=output_transform, device=device)
 
+    @reinit__is_reduced
     def reset(self) -> None:
         self._sum = 0.0
         self._count = 0
 
+    @reinit__is_reduced
     def update(self, output: Mapping | Sequence[Mapping]) -> None:
         items = [output] if isinstance(output, Mapping) else list(output)
         for item in items:
@@ -59,6 +62,7 @@ class MaskedMAE(Metric):
             self._sum += float(((pred - label).abs() * weights).sum() / total)
             self._count += 1
 
+    @sync_all_reduce("_sum", "_count")  # distributed validation: every process scored its share of the cases
     def compute(self) -> float:
         if self._count == 0:
             raise NotComputableError("MaskedMAE needs at least one case before it can be computed.")
