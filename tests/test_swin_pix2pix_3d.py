@@ -1,19 +1,12 @@
 """swin_pix2pix_3d specifics (the generic bundle tests in test_bundles.py also run it): the density-weighted MAE of its
-loss, its 3D discriminator and sliding-window settings, and training on two processes with torchrun
-(``multi_gpu_train.json``; CPU and the gloo backend here, NCCL on GPUs)."""
+loss and the paper's recipe in its config (torchrun training is tested for every bundle in test_multi_gpu.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, bundle_configs, tiny_overrides
+from conftest import bundle_configs
 from monai.bundle import ConfigParser
 
 from custom.losses import DensityWeightedL1Loss
@@ -45,41 +38,3 @@ def test_config_is_the_papers_recipe():
     assert isinstance(terms["mae"]["loss"], DensityWeightedL1Loss)
     inferer = parser.get_parsed_content("validate#inferer")
     assert type(inferer).__name__ == "SlidingWindowInferer" and inferer.overlap == 0.5 and inferer.mode == "gaussian"
-
-
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
-def test_torchrun_two_processes_train_one_model(heads_datalist, tmp_path):
-    """Two processes (gloo on CPU) share the training cases, and what they write loads on one process: the
-    checkpoint resumes and model.pt loads strictly into network_def (no DDP ``module.`` prefix)."""
-    configs = bundle_configs(BUNDLE)
-    tiny = tmp_path / "tiny.json"
-    tiny.write_text(json.dumps(tiny_overrides(BUNDLE)))
-    files = [str(configs / "train.json"), str(configs / "multi_gpu_train.json"), str(tiny)]
-    command = [
-        str(Path(sys.executable).parent / "torchrun"),
-        *("--standalone", "--nproc_per_node", "2"),
-        *("-m", "monai.bundle", "run", "training", "--config_file", json.dumps(files)),
-        *("--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf")),
-        *("--bundle_root", str(tmp_path), "--datalist", str(heads_datalist)),
-        *("--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "runs")),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=600
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-
-    checkpoint = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
-    # 2 training volumes x 2 patches, batches of 2: one iteration per epoch on each of the two processes
-    assert checkpoint["trainer"]["epoch_length"] == 1 and checkpoint["trainer"]["iteration"] == 2
-    assert not any(k.startswith("module.") for k in checkpoint["generator"])
-    parser = ConfigParser()
-    parser.read_config([str(configs / "train.json")])
-    parser.update(tiny_overrides(BUNDLE))
-    network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True), strict=True)
-    network.load_state_dict(checkpoint["generator"], strict=True)
-    assert sorted(p.name for p in (tmp_path / "runs" / "samples").glob("*.png")) == [
-        "train_epoch0001.png",
-        "train_epoch0002.png",
-    ]
