@@ -3,7 +3,6 @@ loss and the paper's recipe in its config (torchrun training is tested for every
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from conftest import bundle_configs
