@@ -124,6 +124,8 @@ def test_metadata_validates_against_the_vendored_schema(bundle):
     jsonschema.validate(metadata, schema)
     assert metadata["version"] in metadata["changelog"]
     assert metadata["network_data_format"]["outputs"]["pred"]["format"] == bundle_data(bundle).output_format
+    assert all(v["type"] == "image" for v in metadata["network_data_format"]["inputs"].values())  # the zoo's usage
+    assert (ROOT / "bundles" / bundle / "docs" / "data_license.txt").is_file()  # the zoo's layout
 
 
 def _pairs(bundle: str) -> list[tuple[list[str], list[str]]]:

@@ -5,6 +5,7 @@ from custom.handlers.evaluation import SCTEvaluationHandler
 from custom.handlers.sample_grid import SampleGridSaver
 from custom.handlers.training_budget import TrainingBudget
 from custom.handlers.training_log import TrainingLogWriter
+from custom.handlers.validation import ValidationSchedule
 
 __all__ = [
     "BestModelSaver",
@@ -13,5 +14,6 @@ __all__ = [
     "SampleGridSaver",
     "TrainingBudget",
     "TrainingLogWriter",
+    "ValidationSchedule",
     "atomic_torch_save",
 ]
