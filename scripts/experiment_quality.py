@@ -9,6 +9,9 @@ scores them (8-bit grey levels in a body mask from CT and MR; per slice). The in
 same split with ``aanlib_floors.py``. The report (``<work>/results.md`` and ``results.json``) has a table per variant
 (mean over seeds of the per-subject means; the range over seeds) and, for the variant pairs given with ``--compare``,
 the paired per-slice differences pooled over seeds with a 95% confidence interval (Student t, slices x seeds).
+Each run also gets ``<run>/figure_test.png`` (MR | CT | sCT | |sCT - CT| of evenly spaced test slices) and the mean
+checkerboard score of its test sCTs next to their CTs' (``custom.metrics.checkerboard_score``, about 1 without a
+lattice artefact). The figures show the shared data, so they stay in the work folder, out of the repository.
 
 ``--epochs N`` replaces the time budget by a fixed number of epochs (a comparison that does not depend on what else the
 machine runs). Usage (from the repository root; one training at a time, as the machine has 2 cores)::
@@ -89,6 +92,37 @@ def eval2d(args: argparse.Namespace, pred: Path, pattern: str, out: Path, log: P
     return json.loads(out.read_text())
 
 
+def test_figure(args: argparse.Namespace, pred: Path, out: Path, rows: int = 4) -> dict:
+    """MR | CT | sCT | |sCT - CT| of ``rows`` evenly spaced test slices, and the checkerboard scores of sCTs and CTs."""
+    from PIL import Image
+
+    from custom.metrics import checkerboard_score
+    from custom.visualize import Column, save_figure
+
+    def read(path: Path) -> np.ndarray:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"), dtype=np.float32)
+
+    predictions = sorted(pred.glob("*_sct.png"))
+    triples = [(read(args.data / "MRI" / f"{p.name[:-8]}.png"), read(args.data / "CT" / f"{p.name[:-8]}.png"), read(p))
+               for p in predictions]  # fmt: skip
+    picked = np.linspace(0, len(triples) - 1, min(rows, len(triples))).round().astype(int)
+    columns = [Column("MR", (0, 255), "grey level"), Column("CT", (0, 255), "grey level"),
+               Column("sCT", (0, 255), "grey level"), Column("|sCT - CT|", (0, 64), "grey level", "magma")]  # fmt: skip
+    save_figure(
+        [[a.T for a in (mr, ct, sct, np.abs(sct - ct))] for mr, ct, sct in (triples[i] for i in picked)],
+        columns,
+        out,
+        title=f"test subject {args.test}",
+        row_labels=[predictions[i].name[:-8] for i in picked],
+        orientation="png",  # arrays transposed above: MONAI's PIL layout, which "png" turns back
+    )
+    return {
+        "checkerboard_sct": float(np.mean([checkerboard_score(sct) for _, _, sct in triples])),
+        "checkerboard_ct": float(np.mean([checkerboard_score(ct) for _, ct, _ in triples])),
+    }
+
+
 def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: int) -> dict:
     work = args.work / f"{name}_seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -106,6 +140,9 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         run(infer + ["--datalist", datalist, "--split", "test", "--output", work / "pred"], work / "infer.log")
         eval2d(args, work / "pred", "{stem}_sct.png", work / "eval.json", work / "eval.log")
     result = json.loads((work / "eval.json").read_text())
+    if not (work / "checkerboard.json").exists():
+        (work / "checkerboard.json").write_text(json.dumps(test_figure(args, work / "pred", work / "figure_test.png")))
+    checkerboard = json.loads((work / "checkerboard.json").read_text())
     log = (work / "train.log").read_text(encoding="utf-8", errors="replace")
     return {
         "variant": name,
@@ -113,6 +150,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         "train_minutes": float((work / "train_seconds.txt").read_text()) / 60,
         "epochs": len(re.findall(r"Pix2PixTrainer - INFO - Epoch\[\d+\] Complete", log)),
         "subject_mean": result["subject_mean"],
+        **checkerboard,
         "slices": {row["file"]: {k: row[k] for k in METRICS} for row in result["slices"]},
     }
 
@@ -150,8 +188,8 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         )
         + f"; seeds {args.seeds}.",
         "",
-        "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ |",
-        "|---|---|---|---|---|---|---|",
+        "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ | checkerboard sCT (CT) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in args.variants:
         runs = [r for r in results if r["variant"] == name]
@@ -161,9 +199,11 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
             spread = f" ({min(values):.3g}–{max(values):.3g})" if len(values) > 1 else ""
             cells.append(f"{np.mean(values):.4g}{spread}")
         epochs = "/".join(str(r["epochs"]) for r in runs)
-        lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + " |")
+        sct_board, ct_board = (np.mean([r[f"checkerboard_{k}"] for r in runs]) for k in ("sct", "ct"))
+        board = f"{sct_board:.2f} ({ct_board:.2f})"
+        lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + f" | {board} |")
     for name, summary in floors.items():
-        lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " |")
+        lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " | |")
     for c in comparisons:
         lines += ["", f"Paired per-slice differences {c['a']} − {c['b']} (seeds {c['seeds']}, 95% CI):", ""]
         lines += ["| metric | mean | 95% CI | slices where " + c["a"] + " is better |", "|---|---|---|---|"]
