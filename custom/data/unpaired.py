@@ -163,3 +163,11 @@ class UnpairedSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         mr, ct = self._order(self.n_mr), self._order(self.n_ct)
         return iter(list(zip(mr, ct)))
+
+    def state_dict(self) -> dict:
+        """The sampler's generator state (saved in the resumable checkpoint: a resumed run draws the same pairs)."""
+        return {"generator": None if self.generator is None else self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("generator") is not None and self.generator is not None:
+            self.generator.set_state(state["generator"])

@@ -104,6 +104,18 @@ class CycleGanTrainer(GanTrainer):
             **engine_kwargs,
         )
 
+    def state_dict(self) -> dict:
+        """Engine progress and scalers (``GanTrainer``) plus both image pools, so a resumed run keeps its history."""
+        return {**super().state_dict(), "pools": {"ct": self.pool_ct.state_dict(), "mr": self.pool_mr.state_dict()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        pools = state_dict.pop("pools", None)
+        super().load_state_dict(state_dict)
+        if pools is not None:
+            self.pool_ct.load_state_dict(pools["ct"])
+            self.pool_mr.load_state_dict(pools["mr"])
+
     def _inputs(self, batchdata: Mapping[str, Any]) -> dict[str, torch.Tensor | None]:
         """The batch's MR, CT (float) and masks (0/1, or None when absent) on the device, by namespace name."""
         if batchdata is None:

@@ -25,7 +25,8 @@ class ImagePool:
         generator: random generator of the choices (default: torch's global one, seeded by
             ``monai.utils.set_determinism``).
 
-    The pool lives in memory only: a resumed run starts with an empty pool, which refills within ``size`` images.
+    Its images are part of the trainer's ``state_dict`` (``custom.engines.CycleGanTrainer``), so a resumed run
+    continues with the same pool.
     """
 
     def __init__(self, size: int = 50, p: float = 0.5, generator: torch.Generator | None = None) -> None:
@@ -38,6 +39,16 @@ class ImagePool:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def state_dict(self) -> dict:
+        """The stored images, one stacked tensor (empty pool: a 0-length tensor)."""
+        return {"images": torch.stack(self.images) if self.images else torch.empty(0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        images = state["images"]
+        if len(images) > self.size:
+            raise ValueError(f"ImagePool: the saved pool holds {len(images)} images, more than its size {self.size}.")
+        self.images = [image.clone() for image in images]
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """A batch of the same shape as ``images`` (detached): new and stored images, updating the pool."""

@@ -5,8 +5,9 @@ writing can leave a truncated file and a restart has to find the newest one. The
 always written to a temporary file then renamed over the old one:
 
 - ``ResumableCheckpoint``: the whole training state (networks, optimizers, LR schedulers, the trainer's epoch and
-  iteration, the best-model saver's best value), saved every ``save_interval`` epochs and loaded at start when it
-  exists, so a killed run continues with the same epoch, optimizer and LR schedule.
+  iteration, the best-model saver's best value, and the random number generators: torch's, NumPy's, Python's and
+  those of the random transforms), saved every ``save_interval`` epochs and loaded at start when it exists, so a
+  killed run continues with the same epoch, optimizer, LR schedule and random draws as if it had not stopped.
 - ``BestModelSaver``: the model zoo's ``models/model.pt`` (the generator's plain state dict, which loads strictly into
   the bundle's ``network_def``), saved on the evaluator whenever the key validation metric improves (lower is better
   by default, e.g. MAE in HU), with ``models/model.json`` beside it: the config inference needs to rebuild that
@@ -24,17 +25,20 @@ import json
 import logging
 import math
 import os
+import random
 from collections.abc import Mapping
 from typing import Any
 
 import ignite.distributed as idist
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
+from monai.transforms import Randomizable
 
 from custom.io import atomic_write, model_config_path, write_text
 
-__all__ = ["atomic_torch_save", "unwrap", "ResumableCheckpoint", "BestModelSaver"]
+__all__ = ["atomic_torch_save", "unwrap", "random_states", "set_random_states", "ResumableCheckpoint", "BestModelSaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,73 @@ def _state_dicts(objects: Mapping[str, Any]) -> dict[str, Any]:
     return {name: unwrap(obj).state_dict() for name, obj in objects.items()}
 
 
+def _random_generators(transforms: Any) -> list[np.random.RandomState]:
+    """Every NumPy generator (``.R``) of the transforms, nested ones included (``RandAffined`` keeps a ``RandAffine``
+    with a generator of its own), once each, in a fixed order: a walk over lists, dicts and attributes."""
+    found: dict[int, np.random.RandomState] = {}
+    seen: set[int] = set()
+
+    def walk(item: Any, depth: int) -> None:
+        if depth > 8 or id(item) in seen or isinstance(item, (torch.Tensor, np.ndarray, str, bytes, int, float)):
+            return
+        seen.add(id(item))
+        if isinstance(item, np.random.RandomState):
+            found.setdefault(id(item), item)
+            return
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, (list, tuple)) else None
+        if children is None:
+            if isinstance(item, Randomizable):
+                walk(item.R, depth + 1)
+            children = [v for k, v in getattr(item, "__dict__", {}).items() if not k.startswith("__")]
+        for child in children:
+            walk(child, depth + 1)
+
+    walk(transforms, 0)
+    return list(found.values())
+
+
+def _numpy_state(state: tuple) -> dict[str, Any]:
+    name, keys, pos, has_gauss, gauss = state
+    return {"name": name, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "gauss": float(gauss)}  # fmt: skip
+
+
+def _from_numpy_state(state: Mapping[str, Any]) -> tuple:
+    keys = state["keys"].numpy().astype(np.uint32)
+    return state["name"], keys, state["pos"], state["has_gauss"], state["gauss"]
+
+
+def random_states(transforms: Any = None) -> dict[str, Any]:
+    """The states of torch's (CPU and CUDA), NumPy's and Python's global generators and of every random transform
+    in ``transforms``, as tensors and plain values (loadable with ``weights_only=True``)."""
+    python = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": _numpy_state(np.random.get_state()),
+        "python": [python[0], list(python[1]), python[2]],
+        "transforms": [_numpy_state(generator.get_state()) for generator in _random_generators(transforms)],
+    }
+
+
+def set_random_states(states: Mapping[str, Any], transforms: Any = None) -> None:
+    """Restore what :func:`random_states` returned (the transforms must be the same pipeline)."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np.random.set_state(_from_numpy_state(states["numpy"]))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    generators = _random_generators(transforms)
+    if len(generators) != len(states["transforms"]):
+        raise ValueError(
+            f"the checkpoint has the states of {len(states['transforms'])} random generators of transforms, the "
+            f"training pipeline has {len(generators)}: it was written by a different training config."
+        )
+    for generator, state in zip(generators, states["transforms"]):
+        generator.set_state(_from_numpy_state(state))
+
+
 class ResumableCheckpoint:
     """Save the full training state every ``save_interval`` epochs and resume from it at start.
 
@@ -64,10 +135,17 @@ class ResumableCheckpoint:
             engine the handler is attached to is added as ``"trainer"`` (its epoch and iteration).
         save_interval: epochs between saves.
         resume: load ``save_path`` at ``Events.STARTED`` when it exists.
+        random_transforms: the training transforms (e.g. ``@train#preprocessing``) whose random states are saved
+            with the global generators', so a resumed run draws the same crops and flips as an uninterrupted one.
     """
 
     def __init__(
-        self, save_path: str, save_dict: Mapping[str, Any], save_interval: int = 1, resume: bool = True
+        self,
+        save_path: str,
+        save_dict: Mapping[str, Any],
+        save_interval: int = 1,
+        resume: bool = True,
+        random_transforms: Any = None,
     ) -> None:
         if save_interval < 1:
             raise ValueError(f"save_interval must be >= 1, got {save_interval}.")
@@ -77,6 +155,7 @@ class ResumableCheckpoint:
         self.save_dict = dict(save_dict)
         self.save_interval = save_interval
         self.resume = resume
+        self.random_transforms = random_transforms
 
     def attach(self, engine: Engine) -> None:
         self.save_dict.setdefault("trainer", engine)
@@ -90,6 +169,8 @@ class ResumableCheckpoint:
         checkpoint = torch.load(self.save_path, map_location=engine.state.device, weights_only=True)
         max_epochs = engine.state.max_epochs
         Checkpoint.load_objects(to_load=self.save_dict, checkpoint=checkpoint, strict=True)
+        if "random_states" in checkpoint:
+            set_random_states(checkpoint["random_states"], self.random_transforms)
         if max_epochs is not None and engine.state.epoch > max_epochs:
             raise ValueError(
                 f"{self.save_path}: checkpoint is at epoch {engine.state.epoch}, beyond max_epochs={max_epochs}; "
@@ -102,7 +183,9 @@ class ResumableCheckpoint:
         if idist.get_rank() > 0:  # every process holds the same state; one writes it
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.save_path)), exist_ok=True)
-        atomic_torch_save(_state_dicts(self.save_dict), self.save_path)
+        state = _state_dicts(self.save_dict)
+        state["random_states"] = random_states(self.random_transforms)
+        atomic_torch_save(state, self.save_path)
 
 
 class BestModelSaver:
