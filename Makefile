@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 BUNDLE ?= pix2pix_ngf
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench package clean
 
 install: $(STAMP)
 
@@ -34,5 +34,9 @@ format: install
 bench: install
 	$(PY) scripts/bench.py --bundle $(BUNDLE)
 
+# one self-contained zip per bundle in dist/; MODEL=path/to/model.pt BUNDLE=name: that bundle with trained weights
+package: install
+	$(PY) scripts/package.py $(if $(MODEL),--bundle $(BUNDLE) --model $(MODEL))
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) dist .pytest_cache

@@ -8,6 +8,7 @@ Every reader goes through MONAI's ``LoadImage`` so that the arrays and affines s
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -233,6 +234,21 @@ def output_ext(eight_bit: bool) -> str:
 def sct_file_name(case: str, ext: str = ".nii.gz") -> str:
     """``<case>_sct<ext>``: where inference writes, and evaluation looks for, the synthetic CT of a case."""
     return f"{case}_{SCT_POSTFIX}{ext}"
+
+
+def default_bundle_root(name: str) -> str:
+    """The bundle folder when a run does not give ``bundle_root``: ``"."`` when the current folder is the bundle
+    ``name`` itself (the model zoo's way, and an unzipped ``make package`` bundle's: run from inside it), else
+    ``bundles/<name>`` when run from the root of this repository, else ``"."``."""
+    metadata = Path("configs") / "metadata.json"
+    if metadata.is_file():
+        try:
+            if json.loads(metadata.read_text(encoding="utf-8")).get("name") == name:
+                return "."
+        except (OSError, ValueError):
+            pass
+    repository = Path("bundles") / name
+    return str(repository) if (repository / "configs" / "metadata.json").is_file() else "."
 
 
 def model_config_path(model_path: str | os.PathLike) -> Path:

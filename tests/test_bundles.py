@@ -6,7 +6,11 @@ on the data its tiny settings name (``conftest.bundle_data``: head volumes by de
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +158,58 @@ def test_inference_config_matches_training(bundle):
         assert set(recorded) >= bundle_data(bundle).record_keys
         for key in recorded:
             assert train[key] == infer[key], (train_files, key)
+
+
+def _fresh_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """A new Python process in ``cwd`` with no PYTHONPATH: ``custom`` comes from ``cwd`` (the unzipped bundle)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(OMP_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=600
+    )
+
+
+def test_packaged_bundle_runs_without_the_repository(trained, request, tmp_path):
+    """`make package`'s zip unzips into one folder named after the bundle, which runs inference from inside it (the
+    zoo's way) with its own copy of `custom`, and whose model exports to TorchScript with MONAI's `ckpt_export`."""
+    bundle, work = trained
+    model = str(work / "models" / "model.pt")
+    made = _fresh_python(
+        [str(ROOT / "scripts" / "package.py"), "--bundle", bundle, "--model", model, "--out", "."], tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    (archive,) = tmp_path.glob(f"{bundle}_v*.zip")
+    with zipfile.ZipFile(archive) as z:
+        assert {name.split("/")[0] for name in z.namelist()} == {bundle}
+        z.extractall(tmp_path / "unzipped")
+    folder = tmp_path / "unzipped" / bundle
+    for part in ("configs/metadata.json", "configs/inference.json", "LICENSE", "docs/data_license.txt",
+                 "models/model.pt", "models/model.json", "large_files.yml", "custom/__init__.py"):  # fmt: skip
+        assert (folder / part).is_file(), part
+    where = _fresh_python(["-c", "import custom; print(custom.__file__)"], folder)
+    assert Path(where.stdout.strip()).resolve() == (folder / "custom" / "__init__.py").resolve()
+
+    # the trained (tiny) model's own settings, as `custom infer` would apply them from model.json
+    record = folder / "record.json"
+    record.write_text(json.dumps(json.loads((folder / "models" / "model.json").read_text())["config"]))
+    configs = json.dumps(["configs/inference.json", "record.json"])
+    case = json.loads(datalist_of(request, bundle).read_text())["test"][0]
+    out = tmp_path / "out"
+    run = ["-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", case["image"]]
+    result = _fresh_python(run + ["--output_dir", str(out)], folder)
+    assert result.returncode == 0, result.stderr[-4000:]
+    bundle_data(bundle).check_output(out / f"{case['case']}_sct{bundle_data(bundle).output_ext}", case["image"])
+
+    parser = ConfigParser()
+    parser.read_config([str(folder / "configs" / "inference.json"), str(record)])
+    shape = [1, 1, *parser.get_parsed_content("patch_size" if "patch_size" in parser else "image_size")]
+    export = ["-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", "models/model.ts"]
+    export += ["--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json", "--config_file", configs]
+    export += ["--use_trace", "True", "--input_shape", json.dumps(shape)]
+    result = _fresh_python(export, folder)
+    assert result.returncode == 0, result.stderr[-4000:]
+    network = parser.get_parsed_content("network_def").eval()
+    network.load_state_dict(torch.load(folder / "models" / "model.pt", weights_only=True), strict=True)
+    sample = torch.rand(shape) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(folder / "models" / "model.ts")(sample), network(sample))

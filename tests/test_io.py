@@ -27,3 +27,18 @@ def test_successful_write_replaces_and_keeps_the_suffix(tmp_path):
             f.write(b"new")
     assert target.read_bytes() == b"new"
     assert [p.name for p in target.parent.iterdir()] == ["ct.nii.gz"]
+
+
+def test_default_bundle_root_is_the_bundle_folder_from_inside_it_or_from_the_repository(tmp_path, monkeypatch):
+    from conftest import ROOT
+
+    from custom.io import default_bundle_root
+
+    monkeypatch.chdir(ROOT)
+    assert default_bundle_root("pix2pix_ngf") == "bundles/pix2pix_ngf"
+    monkeypatch.chdir(ROOT / "bundles" / "pix2pix_ngf")
+    assert default_bundle_root("pix2pix_ngf") == "."
+    monkeypatch.chdir(tmp_path)  # an unzipped bundle elsewhere, run from inside it
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "metadata.json").write_text('{"name": "pix2pix_ngf"}')
+    assert default_bundle_root("pix2pix_ngf") == "."
