@@ -31,6 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process. Linux's ``VmHWM`` starts afresh in a new program, whereas ``ru_maxrss``
+    keeps the peak of the parent that started it (it survives fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -63,7 +71,8 @@ def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]
     parser.read_config(str(configs / "inference.json"))
     roi, overlap, batch = parser["patch_size"], parser["sw_overlap"], parser["sw_batch_size"]
     settings = [{}]
-    settings += [{"patch_size": [r] * len(roi)} for r in (roi[0] // 2, roi[0] + roi[0] // 2) if r != roi[0]]
+    # SwinUNETR needs multiples of 32, and more than 32 (its bottleneck must exceed one voxel for instance norm)
+    settings += [{"patch_size": [r] * len(roi)} for r in (roi[0] + 32, 2 * roi[0]) if r != roi[0]]
     settings += [{"sw_overlap": o} for o in (0.25, 0.75) if o != overlap]
     settings += [{"sw_batch_size": b} for b in (1, 4) if b != batch]
     print(

@@ -213,6 +213,16 @@ def test_the_sampler_redraws_the_ct_against_the_mr_every_epoch():
     assert sorted(j for _, j in pairs) == list(range(5)) and {i for i, _ in pairs} == {0, 1}
 
 
+def test_processes_of_a_distributed_run_share_each_epoch():
+    dataset = UnpairedDataset(mr=[{}] * 5, ct=[{}] * 3)
+    alone = list(UnpairedSampler(dataset, seed=0))
+    shares = [list(UnpairedSampler(dataset, seed=0, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == 3  # 5 pairs, padded to 6: equal iterations for every process
+    assert shares[0] + shares[1] != [] and sorted(shares[0][:3] + shares[1][:2]) == sorted(alone)
+    with pytest.raises(ValueError, match="rank"):
+        UnpairedSampler(dataset, num_replicas=2, rank=2)
+
+
 def test_the_dataset_merges_both_sides_slice_by_slice():
     mr = [[{"image": "mr0a", "case": "A"}, {"image": "mr0b", "case": "A"}]]
     ct = [[{"label": "ct0a", "case": "B"}, {"label": "ct0b", "case": "B"}]]

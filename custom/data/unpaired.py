@@ -140,19 +140,28 @@ class UnpairedSampler(Sampler):
     permutations when that side is the shorter one, so every MR and every CT is used at least once per epoch and
     which CT meets which MR changes from epoch to epoch.
 
+    In a distributed run (``multi_gpu_train.json``) every process draws the same epoch (same seed) and takes every
+    ``num_replicas``-th pair from its ``rank`` on, the epoch padded by its first pairs to a multiple of
+    ``num_replicas``, so the processes see disjoint shares of equal length.
+
     Args:
         dataset: the :class:`UnpairedDataset` (or any object with ``mr`` and ``ct`` sized attributes).
         seed: seed of the sampler's own random generator (deterministic epochs for a seed), or None for torch's
-            global generator.
+            global generator (then give each process the same global seed).
+        num_replicas: number of processes sharing the epoch (1: all of it).
+        rank: this process's share, in ``[0, num_replicas)``.
     """
 
-    def __init__(self, dataset: UnpairedDataset, seed: int | None = 0) -> None:
+    def __init__(self, dataset: UnpairedDataset, seed: int | None = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= int(rank) < int(num_replicas):
+            raise ValueError(f"UnpairedSampler: rank must be in [0, num_replicas={num_replicas}), got {rank}.")
         self.n_mr, self.n_ct = len(dataset.mr), len(dataset.ct)
         self.length = max(self.n_mr, self.n_ct)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.generator = None if seed is None else torch.Generator().manual_seed(int(seed))
 
     def __len__(self) -> int:
-        return self.length
+        return -(-self.length // self.num_replicas)
 
     def _order(self, n: int) -> list[int]:
         order: list[int] = []
@@ -161,8 +170,9 @@ class UnpairedSampler(Sampler):
         return order[: self.length]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        mr, ct = self._order(self.n_mr), self._order(self.n_ct)
-        return iter(list(zip(mr, ct)))
+        pairs = list(zip(self._order(self.n_mr), self._order(self.n_ct)))
+        pairs += pairs[: len(self) * self.num_replicas - len(pairs)]  # equal shares for every process
+        return iter(pairs[self.rank :: self.num_replicas])
 
     def state_dict(self) -> dict:
         """The sampler's generator state (saved in the resumable checkpoint: a resumed run draws the same pairs)."""
