@@ -242,6 +242,57 @@ def _clear_errors(func: Callable) -> Callable:
     return wrapper
 
 
+# options of `python -m monai.bundle run` that are not config ids
+MONAI_RUN_OPTIONS = frozenset(
+    {"config_file", "meta_file", "logging_file", "args_file", "init_id", "run_id", "final_id", "tracking",
+     "workflow_type", "workflow_name", "properties_path"}
+)  # fmt: skip
+
+
+def _long_options(args: Sequence[str]) -> dict[str, str | None]:
+    """``--key value`` and ``--key=value`` pairs of a command line (fire's syntax), in order."""
+    options: dict[str, str | None] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token.startswith("--") and len(token) > 2:
+            name, equals, value = token[2:].partition("=")
+            if not equals and i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value, i = args[i + 1], i + 1
+            options[name.replace("-", "_") if name in ("config-file", "meta-file") else name] = value or None
+        i += 1
+    return options
+
+
+def check_monai_bundle_arguments() -> None:
+    """Called first in our configs' ``initialize``: under ``python -m monai.bundle run ...``, a ``--key value`` that
+    names no key of the config stops the run with one line suggesting the close match and exit code 2 (``--epoch 1``
+    would otherwise train the default number of epochs). Anywhere else (tests, MONAI Label, ``custom infer``, which
+    checks its own overrides) it does nothing."""
+    import ast
+
+    from custom.config_keys import check_overrides
+
+    if not sys.argv or not sys.argv[0].replace("\\", "/").endswith("monai/bundle/__main__.py"):
+        return
+    options = _long_options(sys.argv[1:])
+    try:
+        from monai.bundle import ConfigParser
+
+        if options.get("args_file"):
+            options.update({k: "" for k in ConfigParser.load_config_file(str(options["args_file"]))})
+        files: Any = options.get("config_file") or ""
+        try:
+            files = ast.literal_eval(files)
+        except (ValueError, SyntaxError):
+            pass
+        config = ConfigParser.load_config_files(files)
+        check_overrides(config, [k for k in options if k not in MONAI_RUN_OPTIONS], where=f"the config {files}")
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run one command; exits with its code (0 success, 1 check found problems, 2 bad input)."""
     import fire

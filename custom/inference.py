@@ -126,8 +126,11 @@ def bundle_workflow(
     of the configs), not yet initialized. ``ckpt`` defaults to the config's ``ckpt_path``."""
     from monai.bundle import ConfigParser, ConfigWorkflow
 
+    from custom.config_keys import check_overrides
+
     bundle = Path(bundle)
     files = _config_files(bundle, configs)
+    check_overrides(ConfigParser.load_config_files([str(f) for f in files]), overrides, where=f"{files[0]}")
     if ckpt is not None:
         overrides["ckpt_path"] = str(ckpt)
     # a first, plain parse finds the model and the inputs, which choose the model's record and the format override

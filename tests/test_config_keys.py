@@ -1,0 +1,51 @@
+"""A config override that names no key of the config is one clear error (exit code 2), not a new unused key: under
+``python -m monai.bundle run`` on our configs and in ``python -m custom infer``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from custom.config_keys import unknown_overrides
+from custom.io import InputError
+
+CONFIG = {"epochs": 200, "val_interval": 5, "network_def": {"features": [1, 2]}, "losses": {"l1": {"weight": 1}}}
+
+
+def test_existing_ids_and_new_entries_of_a_mapping_are_fine():
+    ok = ["epochs", "network_def#features", "network_def#features#1", "losses#ssim", "network_def#dropout", "+losses"]
+    assert unknown_overrides(CONFIG, ok) == {}
+
+
+def test_unknown_top_level_keys_get_the_closest_existing_ones():
+    unknown = unknown_overrides(CONFIG, ["epoch", "val_intervall", "nothing_like_it", "network_def#features#7"])
+    assert unknown["epoch"][0] == "epochs"
+    assert unknown["val_intervall"][0] == "val_interval"
+    assert unknown["nothing_like_it"] == []
+    assert "network_def#features#7" in unknown  # an index past the end of a list
+
+
+def _run(args: list[str], cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, encoding="utf-8",
+                          errors="replace", timeout=300)  # fmt: skip
+
+
+def test_monai_bundle_run_stops_on_a_misspelt_override(tmp_path):
+    config = str(ROOT / "bundles" / "pix2pix_ngf" / "configs" / "train.json")
+    args = ["-m", "monai.bundle", "run", "training", "--config_file", config, "--epoch", "1"]
+    result = _run(args + ["--bundle_root", str(tmp_path), "--ckpt_dir", str(tmp_path / "models")], ROOT)
+    assert result.returncode == 2
+    assert "--epoch (did you mean --epochs" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "models").exists()  # nothing was run
+
+
+def test_custom_infer_stops_on_a_misspelt_override(heads_datalist, tmp_path):
+    from custom.inference import run_bundle_inference
+
+    with pytest.raises(InputError, match=r"--patch_sise \(did you mean --patch_size"):
+        run_bundle_inference(ROOT / "bundles" / "pix2pix_ngf", datalist=str(heads_datalist), patch_sise=[64, 64])
