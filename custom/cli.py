@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from custom.io import InputError
+from custom.io import InputError, check_output_path
 
 __all__ = ["main", "COMMANDS"]
 
@@ -156,6 +156,8 @@ def evaluate(
         raise InputError(
             "evaluate: give --pred SCT --ct CT [--mask MASK] for one case, or --datalist FILE --pred-dir DIR"
         )
+    if json is not None:
+        check_output_path(str(json), [pred, ct, mask, region_mask], "--json file")
     metrics = evaluate_case(
         str(pred),
         str(ct),

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from custom.io import InputError, case_of, model_config_path, sct_file_name
+from custom.io import InputError, case_of, check_output_path, model_config_path, sct_file_name
 
 __all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
 
@@ -177,10 +177,15 @@ def run_bundle_inference(
     output_dir = str(parser.get_parsed_content("output_dir"))
     ext = str(parser.get_parsed_content("output_ext"))
     written = [os.path.join(output_dir, sct_file_name(case_of(item["image"]), ext)) for item in items]
-    inputs = {os.path.realpath(p) for item in items for p in (item.get("image"), item.get("mask")) if p}
-    for out in written:
-        if os.path.realpath(out) in inputs:
-            raise InputError(f"{out}: the output would overwrite an input; choose another output folder")
+    first_of: dict[str, str] = {}
+    for out, item in zip(written, items):
+        if out in first_of:
+            raise InputError(
+                f"{item['image']} and {first_of[out]}: both would be written to {out} (same case name); rename one "
+                "of them or give a datalist with distinct case ids"
+            )
+        first_of[out] = item["image"]
+        check_output_path(out, [p for it in items for p in (it.get("image"), it.get("mask"))], "output")
     with _input_errors():
         workflow.initialize()
         workflow.run()

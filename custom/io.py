@@ -236,6 +236,17 @@ def sct_file_name(case: str, ext: str = ".nii.gz") -> str:
     return f"{case}_{SCT_POSTFIX}{ext}"
 
 
+def check_output_path(path: str | os.PathLike, inputs: Any, what: str = "output") -> None:
+    """Refuse an output that is a folder or that would overwrite one of ``inputs`` (paths; symlinks followed, so a link
+    to an input is refused too): ``InputError`` naming both, before anything is written."""
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        raise InputError(f"{path}: the {what} is a folder; give a file name")
+    for source in inputs:
+        if source and os.path.realpath(source) == real:
+            raise InputError(f"{path}: the {what} would overwrite the input {source}; choose another name")
+
+
 def default_bundle_root(name: str) -> str:
     """The bundle folder when a run does not give ``bundle_root``: ``"."`` when the current folder is the bundle
     ``name`` itself (the model zoo's way, and an unzipped ``make package`` bundle's: run from inside it), else
@@ -266,4 +277,6 @@ def case_of(path: str | os.PathLike) -> str:
 def sct_name_formatter(metadict: dict, saver: Any) -> dict:
     """``SaveImage`` name formatter giving ``<case>_<postfix><ext>`` (see ``case_of``) in the output folder."""
     source = (metadict or {}).get("filename_or_obj", getattr(saver, "_data_index", 0))
-    return {"subject": case_of(str(source)), "idx": (metadict or {}).get("patch_index")}
+    # MONAI strips what looks like an extension from "subject" (os.path.splitext, twice for ".gz"): give it one to
+    # strip, so that a case id with dots ("pat.1") keeps them instead of becoming "pat"
+    return {"subject": case_of(str(source)) + ".nii.gz", "idx": (metadict or {}).get("patch_index")}

@@ -139,7 +139,7 @@ def test_inference_refuses_to_overwrite_an_input(trained, heads_datalist, tmp_pa
     mask = out / "patient_sct.nii.gz"  # an input where the output of <patient>/mr.nii.gz would go
     shutil.copy(case["mask"], mask)
     before = mask.read_bytes()
-    with pytest.raises(InputError, match="overwrite an input"):
+    with pytest.raises(InputError, match="would overwrite the input"):
         run_bundle_inference(BUNDLE, ckpt=trained, dataset_dir=str(mr), mask_file=str(mask), output_dir=str(out))
     assert mask.read_bytes() == before
 

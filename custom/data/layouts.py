@@ -56,7 +56,7 @@ from typing import Any, NamedTuple, Union
 
 from custom.data.datalist import SPLITS, Datalist, write_datalist
 from custom.data.lidc import LIDC_LAYOUT, lidc_items
-from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, InputError, case_name, is_png
+from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, InputError, case_name, check_output_path, is_png
 
 __all__ = ["LAYOUTS", "SubjectNames", "make_datalist", "split_subjects"]
 
@@ -485,6 +485,9 @@ def make_datalist(
         ("test", options.test_fraction, options.test_subjects),
     ):
         data.update({f"{key}_fraction": fraction} if names is None else {f"{key}_subjects": list(names)})
+    listed = [v for items in data.values() if isinstance(items, list) for item in items if isinstance(item, dict)
+              for v in item.values() if isinstance(v, str)]  # fmt: skip
+    check_output_path(out, listed, "datalist file")
     write_datalist(data, out)
     result = Datalist(data)
     result.path = str(out)
