@@ -130,12 +130,12 @@ def bundle_workflow(
 
     bundle = Path(bundle)
     files = _config_files(bundle, configs)
-    check_overrides(ConfigParser.load_config_files([str(f) for f in files]), overrides, where=f"{files[0]}")
-    if ckpt is not None:
-        overrides["ckpt_path"] = str(ckpt)
     # a first, plain parse finds the model and the inputs, which choose the model's record and the format override
     parser = ConfigParser()
     parser.read_config([str(f) for f in files])
+    check_overrides(parser.get(), overrides, where=f"{files[0]}")
+    if ckpt is not None:
+        overrides["ckpt_path"] = str(ckpt)
     parser.update({**overrides, "bundle_root": str(bundle)})
     model = parser.get_parsed_content("ckpt_path")
     with _input_errors():
