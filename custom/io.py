@@ -27,6 +27,7 @@ __all__ = [
     "reader_for",
     "read_image",
     "atomic_write",
+    "remove_stale_temp_files",
     "write_text",
     "write_nifti",
     "write_png",
@@ -175,6 +176,19 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_stale_temp_files(path: str | os.PathLike) -> list[str]:
+    """Delete what :func:`atomic_write` left beside ``path`` when a run was killed while writing it (temporary files
+    ``.<name>.<random><suffix>``); returns the paths removed."""
+    path = Path(path)
+    suffix = "".join(path.suffixes) or ".tmp"
+    removed = []
+    for leftover in path.parent.glob(f".{path.name}.*{suffix}"):
+        if leftover.is_file():
+            leftover.unlink()
+            removed.append(str(leftover))
+    return removed
 
 
 def write_text(text: str, path: str | os.PathLike) -> str:

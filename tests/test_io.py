@@ -42,3 +42,25 @@ def test_default_bundle_root_is_the_bundle_folder_from_inside_it_or_from_the_rep
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "metadata.json").write_text('{"name": "pix2pix_ngf"}')
     assert default_bundle_root("pix2pix_ngf") == "."
+
+
+def test_a_resumed_run_removes_partial_checkpoints_of_a_killed_one(tmp_path):
+    import os
+    import tempfile
+
+    import torch
+    from ignite.engine import Engine
+
+    from custom.handlers import ResumableCheckpoint
+
+    target = tmp_path / "checkpoint_last.pt"
+    # what a run killed inside atomic_write leaves: its temporary file, named as atomic_write names them
+    fd, stale = tempfile.mkstemp(prefix=".checkpoint_last.pt.", suffix=".pt", dir=tmp_path)
+    os.close(fd)
+    other = tmp_path / "model.pt"
+    other.write_bytes(b"x")
+    engine = Engine(lambda e, b: None)
+    ResumableCheckpoint(str(target), {"net": torch.nn.Linear(1, 1)}).attach(engine)
+    engine.run([0], max_epochs=1)
+    assert not os.path.exists(stale)  # removed at start
+    assert target.is_file() and other.read_bytes() == b"x"  # the real checkpoint written, nothing else touched

@@ -36,7 +36,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from monai.transforms import Randomizable
 
-from custom.io import atomic_write, model_config_path, write_text
+from custom.io import atomic_write, model_config_path, remove_stale_temp_files, write_text
 
 __all__ = ["atomic_torch_save", "unwrap", "random_states", "set_random_states", "ResumableCheckpoint", "BestModelSaver"]
 
@@ -164,6 +164,9 @@ class ResumableCheckpoint:
         engine.add_event_handler(Events.COMPLETED, self.save)
 
     def load(self, engine: Engine) -> None:
+        if idist.get_rank() == 0:  # a run killed while writing leaves a temporary file: it is never read, remove it
+            for leftover in remove_stale_temp_files(self.save_path):
+                logger.info(f"Removed {leftover}, a partial checkpoint of an earlier run.")
         if not self.resume or not os.path.exists(self.save_path):
             return
         checkpoint = torch.load(self.save_path, map_location=engine.state.device, weights_only=True)
