@@ -261,7 +261,7 @@ def _long_options(args: Sequence[str]) -> dict[str, str | None]:
             name, equals, value = token[2:].partition("=")
             if not equals and i + 1 < len(args) and not args[i + 1].startswith("--"):
                 value, i = args[i + 1], i + 1
-            options[name.replace("-", "_") if name in ("config-file", "meta-file") else name] = value or None
+            options[name.replace("-", "_")] = value or None  # fire reads --config-file as config_file
         i += 1
     return options
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 from monai.bundle import ConfigParser
+from monai.data.utils import dense_patch_slices
 from monai.inferers import SliceInferer
 from torch.utils.data import DataLoader
 
@@ -94,10 +95,8 @@ def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]
         ]
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         r, o = setting.get("patch_size", roi), setting.get("sw_overlap", overlap)
-        windows = 1
-        for size, window in zip(shape, r):
-            step = max(1, int(window * (1 - o)))
-            windows *= 1 if size <= window else -(-(size - window) // step) + 1
+        # the windows SlidingWindowInferer visits (its scan interval: ROI x (1 - overlap), at least 1)
+        windows = len(dense_patch_slices(shape, r, [max(1, int(w * (1 - o))) for w in r]))
         print(
             f"| {r[0]} | {o} | {setting.get('sw_batch_size', batch)} | {windows} | {result['seconds']:.1f} | "
             f"{result['peak_rss_mb']:.0f} |",

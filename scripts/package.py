@@ -39,7 +39,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def bundle_files(bundle: str, model: Path | None) -> dict[str, bytes]:
+def bundle_files(bundle: str, version: str, model: Path | None) -> dict[str, bytes]:
     """``{path inside the zip: content}`` of one bundle."""
     folder = ROOT / "bundles" / bundle
     files: dict[str, bytes] = {}
@@ -52,7 +52,6 @@ def bundle_files(bundle: str, model: Path | None) -> dict[str, bytes]:
     for path in sorted((ROOT / "custom").rglob("*.py")):
         if "__pycache__" not in path.parts:
             files[f"{bundle}/custom/{path.relative_to(ROOT / 'custom').as_posix()}"] = path.read_bytes()
-    version = json.loads((folder / "configs" / "metadata.json").read_text())["version"]
     entry = {"path": "models/model.pt", "url": WEIGHTS_URL.format(bundle=bundle, version=version)}
     if model is not None:
         record = model.with_suffix(".json")
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--bundle {bundle}: no bundles/{bundle}/configs/metadata.json")
         version = json.loads((ROOT / "bundles" / bundle / "configs" / "metadata.json").read_text())["version"]
         out = args.out / f"{bundle}_v{version}.zip"
-        files = bundle_files(bundle, args.model)
+        files = bundle_files(bundle, version, args.model)
         write_zip(files, out)
         print(f"{out}: {len(files)} files, {out.stat().st_size / 1e6:.1f} MB")
     return 0
