@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,6 +151,18 @@ def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.nda
         full[:2, 3] = affine[:2, 2]
         affine = full
     return array, affine
+
+
+def lower_thread_priority(niceness: int = 19) -> None:
+    """Make the calling thread yield the CPU to the others (Linux: per-thread nice value; elsewhere nothing).
+
+    Background I/O threads call this so that they use the cores when the network's threads leave them idle, instead of
+    preempting one of its OpenMP threads (on a machine with as many threads as cores, every preemption stalls the
+    other threads at the next barrier)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 @contextmanager

@@ -1,8 +1,13 @@
 """``make bench [BUNDLE=pix2pix_ngf]``: speed and memory of a bundle on this machine, with its real network sizes.
 
-Prints:
-- inference: seconds per 3D MR volume (256 x 256 x 180) through the bundle's inferer, and peak memory (bundles whose
-  2D network runs on whole slices, e.g. mask2ct_lung: per 2D input of the first two sizes, 256 x 256);
+Prints, side by side for fp32 and bf16 (the inference configs' ``precision``), all measured in the same run:
+- the network alone: seconds per 3D MR volume (``--shape``, default 256 x 256 x 180) through the bundle's inferer, with
+  the network as inference prepares it (bundles whose 2D network runs on whole slices, e.g. mask2ct_lung: per 2D
+  input of the first two sizes); its FLOPs; the machine's measured 3x3-convolution peak; the time the FLOPs would take
+  at that peak and its ratio to the measured time;
+- end to end (``python -m custom infer`` in a fresh process, imports and I/O included): one volume, and a folder of
+  ``--folder`` volumes per volume, with peak memory; on procedural heads made once under ``--work``;
+- with ``--canonical <checkout>``: canonical pix2pix's ``unet_256`` generator on the same volume, one slice at a time;
 - training: seconds per iteration at the bundle's training patch size (``patch_size``, or ``image_size``) and
   ``--batch`` (default: the bundle's ``batch_size``); generator + discriminator, all losses;
 - for bundles with a sliding-window inferer (swin_pix2pix_3d): how time and peak memory grow with the ROI size, the
@@ -28,6 +33,8 @@ from monai.data.utils import dense_patch_slices
 from monai.inferers import SliceInferer
 from torch.utils.data import DataLoader
 
+from custom.networks import PRECISIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,27 +50,194 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int, overrides: dict | None = None) -> float:
+def conv_peak(dtype: torch.dtype, repeats: int = 3) -> float:
+    """The machine's 3x3-convolution rate in GFLOP/s for ``dtype``: the best over a few layer shapes (channels-last,
+    the layout the bundles infer in), best of ``repeats``. The hardware limit the networks are compared with."""
+    best = 0.0
+    with torch.inference_mode():
+        for channels, size in ((64, 128), (128, 64), (256, 32)):
+            conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(dtype=dtype, memory_format=torch.channels_last)
+            x = torch.randn(8, channels, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
+            flops = 2 * 9 * channels * channels * size * size * 8
+            conv(x)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                conv(x)
+                best = max(best, flops / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def _parsed(configs: Path, overrides: dict | None = None) -> ConfigParser:
     parser = ConfigParser()
     parser.read_config(str(configs / "inference.json"))
     parser.update(overrides or {})
-    network = parser.get_parsed_content("network").eval()
+    return parser
+
+
+def bench_network(configs: Path, shape: tuple[int, ...], precision: str, repeats: int, overrides: dict | None = None):
+    """Seconds per volume (best of ``repeats``) of the bundle's inferer and network (as inference prepares it, random
+    weights), and the network's FLOPs per volume (counted by torch)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    parser = _parsed(configs, {**(overrides or {}), "precision": precision, "device": "$torch.device('cpu')"})
+    network = parser.get_parsed_content("network")
     inferer = parser.get_parsed_content("inferer")
     whole_slices = not isinstance(inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
-    shape = tuple(shape[:2]) if whole_slices else shape
+    shape = tuple(shape[:2]) if whole_slices else tuple(shape)
     volume = torch.rand(1, 1, *shape) * 2 - 1
-    with torch.no_grad():
-        inferer(volume if whole_slices else volume[..., :8], network)  # warm-up
-        start = time.perf_counter()
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            inferer(volume, network)  # also the warm-up
+        seconds = float("inf")
         for _ in range(repeats):
+            start = time.perf_counter()
             inferer(volume, network)
-        seconds = (time.perf_counter() - start) / repeats
+            seconds = min(seconds, time.perf_counter() - start)
+    return seconds, counter.get_total_flops(), shape, inferer
+
+
+def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int, overrides: dict | None = None) -> float:
+    """One line: seconds per volume (fp32) through the bundle's inferer; used by the sliding-window sweep."""
+    seconds, _, shape, inferer = bench_network(configs, shape, "fp32", repeats, overrides)
     print(
-        f"inference: {seconds:.2f} s per {'slice' if whole_slices else 'volume'} {shape} "
-        f"(sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, "
+        f"inference: {seconds:.2f} s per volume {shape} (sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, "
         f"{torch.get_num_threads()} threads); peak RSS so far {peak_rss_mb():.0f} MB"
     )
     return seconds
+
+
+def _bench_cases(work: Path, shape: tuple[int, int, int], cases: int) -> Path:
+    """``cases`` procedural demo heads of ``shape`` at 1 mm under ``work`` (made once, then reused)."""
+    data = work / f"heads_{'x'.join(map(str, shape))}"
+    if not all((data / f"1HD{i:03d}" / "mr.nii.gz").is_file() for i in range(1, cases + 1)):
+        from custom.data.demo import make_demo_data
+
+        print(f"making {cases} demo volumes {shape} in {data} (once) ...", flush=True)
+        make_demo_data(str(data), cases=cases, shape=shape, spacing=(1.0, 1.0, 1.0))
+    return data
+
+
+# ``python -m custom ...`` that reports, at exit, its peak memory (VmHWM: ``ru_maxrss`` of a child would include the
+# parent's peak, which survives fork and exec) and when its first network forward started (start-up time)
+_REPORTING_CUSTOM = (
+    "import time\n"
+    "start = time.perf_counter()\n"
+    "import atexit, runpy, sys\n"
+    "first = []\n"
+    "def report():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write(f'\\npeak_kb {line.split()[1]}\\n')\n"
+    "    sys.stderr.write(f'first_forward_s {first[0] if first else float(\"nan\")}\\n')\n"
+    "atexit.register(report)\n"
+    "def hook(module, args):\n"
+    "    if not first:\n"
+    "        first.append(time.perf_counter() - start)\n"
+    "import torch\n"
+    "torch.nn.modules.module.register_module_forward_pre_hook(hook)\n"
+    "sys.argv = ['custom', *sys.argv[1:]]\n"
+    "runpy.run_module('custom', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def _import_seconds(module: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+    return time.perf_counter() - start
+
+
+def bench_end_to_end(bundle: str, model: Path, inputs: Path, precision: str, out: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and seconds to the first network forward (start-up: imports, config, checks, first
+    read) of ``python -m custom infer`` in a fresh process: everything a user waits for."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-c", _REPORTING_CUSTOM, "infer", str(ROOT / "bundles" / bundle), str(out)]
+    command += ["--input", str(inputs), "--ckpt", str(model), "--precision", precision, "--device", "cpu"]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(command)} failed:\n{result.stderr}")
+    report = dict(line.split()[:2] for line in result.stderr.splitlines() if line.startswith(("peak_kb ", "first_")))
+    return seconds, float(report.get("peak_kb", "nan")) / 1024.0, float(report.get("first_forward_s", "nan"))
+
+
+def bench_canonical(checkout: Path, shape: tuple[int, int, int], repeats: int) -> tuple[float, float]:
+    """Seconds per volume and FLOPs of canonical pix2pix's generator (``unet_256``, its defaults: batch norm, dropout,
+    64 filters), one slice at a time as its ``test.py`` runs it, fp32, network only."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(checkout))
+    from models import networks  # the canonical repository's module
+
+    net = networks.define_G(1, 1, 64, "unet_256", norm="batch", use_dropout=True).eval()
+    slices = torch.rand(shape[2], 1, 1, shape[0], shape[1]) * 2 - 1
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            net(slices[0])
+        seconds = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for one in slices:
+                net(one)
+            seconds = min(seconds, time.perf_counter() - start)
+    return seconds, counter.get_total_flops() * shape[2]
+
+
+def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> None:
+    """The side-by-side table of issue "fast inference": network only, the hardware limit, end to end (one volume,
+    and a folder of volumes), peak memory, per precision; canonical pix2pix's generator when a checkout is given."""
+    import tempfile
+
+    precisions = ["fp32", "bf16"]
+    peaks = {p: conv_peak(PRECISIONS[p]) for p in precisions}
+    rows: dict[str, dict[str, str]] = {p: {} for p in precisions}
+    flops = 0.0
+    for p in precisions:
+        seconds, flops, shape, inferer = bench_network(configs, tuple(args.shape), p, args.repeats)
+        limit = flops / (peaks[p] * 1e9)
+        rows[p]["network only, s per volume"] = f"{seconds:.2f}"
+        rows[p]["conv peak, GFLOP/s (measured)"] = f"{peaks[p]:.0f}"
+        rows[p]["limit at conv peak, s"] = f"{limit:.2f}"
+        rows[p]["ratio limit / network"] = f"{limit / seconds:.0%}"
+    print(
+        f"network: {flops / 1e12:.2f} TFLOP per volume {shape}; inferer {type(inferer).__name__} "
+        f"(sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, overlap {getattr(inferer, 'overlap', '-')}); "
+        f"{torch.get_num_threads()} threads"
+    )
+    if args.end_to_end and len(shape) == 3:  # MR volumes in, sCT volumes out
+        work = Path(args.work or Path(tempfile.gettempdir()) / "sct-bench")
+        data = _bench_cases(work, tuple(args.shape), args.folder)
+        model = work / f"{bundle}_random.pt"
+        network_def = _parsed(configs).get_parsed_content("network_def")
+        torch.save(network_def.state_dict(), model)  # random weights: speed does not depend on them
+        floor = _import_seconds("monai")
+        print(
+            f"start-up floor: `import monai` alone takes {floor:.2f} s in a fresh process (it imports all of MONAI)"
+        )
+        for p in precisions:
+            one, memory, startup = bench_end_to_end(bundle, model, data / "1HD001" / "mr.nii.gz", p, work / "out")
+            folder, folder_memory, _ = bench_end_to_end(bundle, model, data, p, work / "out")
+            network = float(rows[p]["network only, s per volume"])
+            rows[p]["end to end, one volume, s"] = f"{one:.2f}"
+            rows[p]["of which start-up to the first slice, s"] = f"{startup:.2f}"
+            rows[p][f"end to end, folder of {args.folder}, s per volume"] = f"{folder / args.folder:.2f}"
+            rows[p]["folder per volume / network"] = f"{folder / args.folder / network:.2f}"
+            rows[p]["peak RSS, MB (one / folder)"] = f"{memory:.0f} / {folder_memory:.0f}"
+    print("| | " + " | ".join(precisions) + " |")
+    print("|---|" + "---|" * len(precisions))
+    for name in rows[precisions[0]]:
+        print(f"| {name} | " + " | ".join(rows[p][name] for p in precisions) + " |")
+    if args.canonical:
+        seconds, canonical_flops = bench_canonical(Path(args.canonical), tuple(args.shape), args.repeats)
+        ours = float(rows["bf16"]["network only, s per volume"])
+        print(
+            f"canonical pix2pix unet_256 (fp32, one slice at a time, network only): {seconds:.2f} s per volume, "
+            f"{canonical_flops / 1e12:.2f} TFLOP; ours in bf16 is {seconds / ours:.1f}x faster"
+        )
+    else:
+        print("canonical pix2pix: give --canonical <checkout of junyanz/pytorch-CycleGAN-and-pix2pix> to time it here")
 
 
 def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]) -> None:
@@ -141,7 +315,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="pix2pix_ngf", help="bundle folder name under bundles/")
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 180))
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of the network (the best is kept)")
+    parser.add_argument("--folder", type=int, default=4, help="volumes in the end-to-end folder run")
+    parser.add_argument("--no-end-to-end", dest="end_to_end", action="store_false", help="network figures only")
+    parser.add_argument("--work", default=None, help="folder for the generated volumes (default: <tmp>/sct-bench)")
+    parser.add_argument("--canonical", default=None, help="checkout of junyanz/pytorch-CycleGAN-and-pix2pix to time")
+    parser.add_argument("--skip-training", action="store_true", help="inference figures only")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the bundle's batch_size)")
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--sweep-shape", type=int, nargs=3, default=(128, 128, 96))
@@ -154,8 +333,9 @@ def main() -> None:
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     print(f"bundle {args.bundle}")
-    bench_inference(configs, tuple(args.shape), args.repeats)
-    bench_training(configs, args.batch, args.iterations)
+    inference_report(args.bundle, configs, args)
+    if not args.skip_training:
+        bench_training(configs, args.batch, args.iterations)
     inference = ConfigParser.load_config_file(str(configs / "inference.json"))
     if inference.get("inferer", {}).get("_target_") in ("SlidingWindowInferer", "monai.inferers.SlidingWindowInferer"):
         sliding_window_sweep(args.bundle, configs, tuple(args.sweep_shape))

@@ -1,5 +1,6 @@
 """Ignite handlers wired from the bundles' JSON configs."""
 
+from custom.handlers.background_writes import BackgroundNibabelWriter, BackgroundWrites, wait_for_background_writes
 from custom.handlers.checkpoint import BestModelSaver, ResumableCheckpoint, atomic_torch_save
 from custom.handlers.evaluation import SCTEvaluationHandler
 from custom.handlers.sample_grid import SampleGridSaver
@@ -8,6 +9,8 @@ from custom.handlers.training_log import TrainingLogWriter
 from custom.handlers.validation import ValidationSchedule
 
 __all__ = [
+    "BackgroundNibabelWriter",
+    "BackgroundWrites",
     "BestModelSaver",
     "ResumableCheckpoint",
     "SCTEvaluationHandler",
@@ -16,4 +19,5 @@ __all__ = [
     "TrainingLogWriter",
     "ValidationSchedule",
     "atomic_torch_save",
+    "wait_for_background_writes",
 ]

@@ -1,8 +1,9 @@
 """Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net and a generator whose definition is
-plain data."""
+plain data; and the preparation of a network for fast inference."""
 
 from .generator import Generator
+from .inference_network import PRECISIONS, prepare_for_inference
 from .multiscale_discriminator import MultiScaleDiscriminator
 from .pix2pix_unet import Pix2PixUNet
 
-__all__ = ["Generator", "MultiScaleDiscriminator", "Pix2PixUNet"]
+__all__ = ["PRECISIONS", "Generator", "MultiScaleDiscriminator", "Pix2PixUNet", "prepare_for_inference"]

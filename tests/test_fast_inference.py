@@ -1,0 +1,145 @@
+"""The pieces of the fast inference path: the network prepared for inference (exact group norm, channels-last,
+precision), loading ahead in a thread (errors kept), and writing in the background (errors raised, files complete)."""
+
+from __future__ import annotations
+
+import errno
+import threading
+
+import numpy as np
+import pytest
+import torch
+from monai.networks.nets import BasicUNet, SwinUNETR
+
+from custom.data.prefetch import Prefetch
+from custom.handlers import background_writes
+from custom.handlers.background_writes import BackgroundNibabelWriter, wait_for_background_writes
+from custom.io import InputError
+from custom.networks import Generator, prepare_for_inference
+
+
+def _unet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return Generator("BasicUNet", spatial_dims=2, in_channels=1, out_channels=1, features=[8, 8, 16, 16, 32, 8])
+
+
+def _with_affine_norms() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = BasicUNet(
+        spatial_dims=2, in_channels=1, out_channels=1, features=[4, 4, 8, 8, 8, 4], norm=("instance", {"affine": True})
+    )
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return net
+
+
+@pytest.mark.parametrize("make", [_unet, _with_affine_norms])
+def test_prepared_network_is_the_same_function_with_the_same_weights(make):
+    reference = make().eval()
+    state = reference.state_dict()
+    prepared = prepare_for_inference(make(), "fp32")
+    prepared.load_state_dict(state, strict=True)  # the checkpoint loads as before: same names and shapes
+    assert not any(isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) for m in prepared.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in prepared.modules())
+    x = torch.rand(3, 1, 64, 48) * 2 - 1
+    with torch.inference_mode():
+        expected, got = reference(x), prepared(x)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_prepared_3d_swin_network_matches():
+    torch.manual_seed(0)
+
+    def make() -> torch.nn.Module:
+        return SwinUNETR(in_channels=1, out_channels=1, feature_size=12, window_size=4, norm_name="instance")
+
+    reference = make().eval()
+    prepared = prepare_for_inference(make(), "fp32")
+    prepared.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.rand(1, 1, 64, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(prepared(x), reference(x), atol=1e-4, rtol=1e-4)
+
+
+def test_bf16_runs_in_bfloat16_and_returns_float32():
+    reference = _unet().eval()
+    prepared = prepare_for_inference(_unet(), "bf16")
+    assert {p.dtype for p in prepared.parameters()} == {torch.bfloat16}
+    x = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.inference_mode():
+        out = prepared(x)
+        assert out.dtype == torch.float32
+        assert 0 < (out - reference(x)).abs().mean() < 0.05  # rounded, not another function
+
+
+def test_precision_errors_are_clear():
+    with pytest.raises(ValueError, match="precision 'fp8': expected one of fp32, bf16, fp16"):
+        prepare_for_inference(_unet(), "fp8")
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        prepare_for_inference(_unet(), "fp16", device="cpu")
+
+
+def test_prefetch_keeps_order_and_length():
+    items = list(range(7))
+    ahead = Prefetch(items, depth=2)
+    assert len(ahead) == 7
+    assert list(ahead) == items
+    assert list(ahead) == items  # re-iterable, like a DataLoader across runs
+
+
+def test_prefetch_raises_the_loading_error_in_the_caller():
+    def source():
+        yield 1
+        raise InputError("case2/mr.nii.gz: not a readable image")
+
+    class Items:
+        def __iter__(self):
+            return source()
+
+    seen = []
+    with pytest.raises(InputError, match="case2/mr.nii.gz: not a readable image"):
+        for item in Prefetch(Items()):
+            seen.append(item)
+    assert seen == [1]  # nothing skipped silently, nothing after the error
+
+
+def test_prefetch_stops_its_thread_when_the_caller_stops():
+    before = threading.active_count()
+    for item in Prefetch(range(1000)):
+        if item == 3:
+            break
+    assert threading.active_count() == before
+
+
+def _write(path, value: int) -> None:
+    writer = BackgroundNibabelWriter(output_dtype=np.int16)
+    writer.set_data_array(torch.full((1, 8, 8, 4), float(value)), channel_dim=0)
+    writer.set_metadata({"affine": np.eye(4), "original_affine": np.eye(4), "spatial_shape": (8, 8, 4)})
+    writer.write(str(path))
+
+
+def test_background_writes_are_complete_after_the_wait(tmp_path):
+    import nibabel as nib
+
+    for i in range(5):
+        _write(tmp_path / f"case{i}_sct.nii.gz", i)
+    wait_for_background_writes()
+    for i in range(5):
+        assert np.all(np.asarray(nib.load(tmp_path / f"case{i}_sct.nii.gz").dataobj) == i)
+    assert not list(tmp_path.glob(".*"))  # no temporary left
+
+
+def test_a_failed_background_write_is_raised(tmp_path, monkeypatch):
+    def full_disk(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(background_writes.AtomicNibabelWriter, "write", full_disk)
+    _write(tmp_path / "case_sct.nii.gz", 1)
+    with pytest.raises(OSError, match="No space left on device"):
+        wait_for_background_writes()
+    wait_for_background_writes()  # the error is reported once; nothing is pending
+    assert not (tmp_path / "case_sct.nii.gz").exists()
