@@ -76,7 +76,7 @@ def _parsed(configs: Path, overrides: dict | None = None) -> ConfigParser:
 
 def bench_network(configs: Path, shape: tuple[int, ...], precision: str, repeats: int, overrides: dict | None = None):
     """Seconds per volume (best of ``repeats``) of the bundle's inferer and network (as inference prepares it, random
-    weights), and the network's FLOPs per volume (counted by torch)."""
+    weights), and the network's FLOPs per volume: torch's count for one window times the windows the inferer ran."""
     from torch.utils.flop_counter import FlopCounterMode
 
     parser = _parsed(configs, {**(overrides or {}), "precision": precision, "device": "$torch.device('cpu')"})
@@ -85,15 +85,23 @@ def bench_network(configs: Path, shape: tuple[int, ...], precision: str, repeats
     whole_slices = not isinstance(inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
     shape = tuple(shape[:2]) if whole_slices else tuple(shape)
     volume = torch.rand(1, 1, *shape) * 2 - 1
+    windows: list[torch.Size] = []
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        windows.append(x.shape)
+        return network(x)
+
     with torch.inference_mode():
-        with FlopCounterMode(display=False) as counter:
-            inferer(volume, network)  # also the warm-up
+        inferer(volume if whole_slices else volume[..., : min(8, shape[-1])], network)  # warm-up, same window shapes
         seconds = float("inf")
         for _ in range(repeats):
+            windows.clear()
             start = time.perf_counter()
-            inferer(volume, network)
+            inferer(volume, counted)
             seconds = min(seconds, time.perf_counter() - start)
-    return seconds, counter.get_total_flops(), shape, inferer
+        with FlopCounterMode(display=False) as counter:
+            network(torch.zeros(1, *windows[0][1:]))
+    return seconds, counter.get_total_flops() * sum(w[0] for w in windows), shape, inferer
 
 
 def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int, overrides: dict | None = None) -> float:
@@ -213,9 +221,7 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
         network_def = _parsed(configs).get_parsed_content("network_def")
         torch.save(network_def.state_dict(), model)  # random weights: speed does not depend on them
         floor = _import_seconds("monai")
-        print(
-            f"start-up floor: `import monai` alone takes {floor:.2f} s in a fresh process (it imports all of MONAI)"
-        )
+        print(f"start-up floor: `import monai` alone takes {floor:.2f} s in a fresh process (it imports all of MONAI)")
         for p in precisions:
             one, memory, startup = bench_end_to_end(bundle, model, data / "1HD001" / "mr.nii.gz", p, work / "out")
             folder, folder_memory, _ = bench_end_to_end(bundle, model, data, p, work / "out")
