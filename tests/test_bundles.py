@@ -160,6 +160,59 @@ def test_inference_config_matches_training(bundle):
             assert train[key] == infer[key], (train_files, key)
 
 
+# SwinUNETR cannot be compiled by torch.jit.script (keyword-only arguments): its TorchScript is traced
+TRACED_ONLY = {"swin_pix2pix_3d"}
+# exports agree with PyTorch to 1e-4 of the [-1, 1] output range, 0.2 HU of the CT window: below the 1 HU rounding
+EXPORT_ATOL = 1e-4
+
+
+def _second_shape(shape: list[int], dynamic: list[int]) -> list[int]:
+    """Another input shape the export must accept: each dynamic axis changed (batch 2, in-plane sizes + 32 / + 64)."""
+    grown = list(shape)
+    for axis in dynamic:
+        grown[axis] = 2 if axis == 0 else shape[axis] + 32 * axis
+    return grown
+
+
+def test_exports_match_pytorch(trained, tmp_path):
+    """`verify_net_in_out network_def`, `ckpt_export network_def` (TorchScript) and `onnx_export` with the bundle's
+    `configs/onnx_export.json` (dynamic axes) run on the trained model, and both exports give the output of the
+    checkpoint loaded strictly into `network_def`, on the export shape and on a shape differing in every dynamic
+    axis."""
+    ort = pytest.importorskip("onnxruntime")
+    from monai.bundle import ckpt_export, onnx_export, verify_net_in_out
+
+    bundle, work = trained
+    model, configs = work / "models" / "model.pt", bundle_configs(bundle)
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(json.loads(model_config_path(model).read_text())["config"]))
+    files = {"meta_file": str(configs / "metadata.json"), "config_file": [str(configs / "inference.json"), str(record)]}
+    verify_net_in_out("network_def", **files)
+
+    parser = ConfigParser()
+    parser.read_config(files["config_file"])
+    network = parser.get_parsed_content("network_def").eval()
+    network.load_state_dict(torch.load(model, weights_only=True), strict=True)
+    args = json.loads((configs / "onnx_export.json").read_text())
+    shape, dynamic = args["input_shape"], args["converter_kwargs"]["dynamic_axes"]["image"]
+    assert args["converter_kwargs"]["dynamic_axes"]["pred"] == dynamic
+
+    traced = bundle in TRACED_ONLY
+    ckpt_export("network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(model), use_trace=traced,
+                input_shape=shape if traced else None, **files)  # fmt: skip
+    onnx_export(args_file=str(configs / "onnx_export.json"), filepath=str(tmp_path / "model.onnx"),
+                ckpt_file=str(model), **files)  # fmt: skip
+    torchscript = torch.jit.load(tmp_path / "model.ts")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    for sample_shape in (shape, _second_shape(shape, dynamic)):
+        sample = torch.rand(sample_shape) * 2 - 1
+        with torch.no_grad():
+            expected = network(sample)
+            torch.testing.assert_close(torchscript(sample), expected, rtol=0, atol=EXPORT_ATOL)
+        (onnx_out,) = session.run(None, {"image": sample.numpy()})
+        torch.testing.assert_close(torch.from_numpy(onnx_out), expected, rtol=0, atol=EXPORT_ATOL)
+
+
 def _fresh_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """A new Python process in ``cwd`` with no PYTHONPATH: ``custom`` comes from ``cwd`` (the unzipped bundle)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
