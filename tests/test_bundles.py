@@ -120,6 +120,33 @@ def test_evaluate_json_without_a_test_split(trained, request, tmp_path):
     assert sorted(p.stem for p in (out / "figures").glob("*.png")) == sorted(cases)
 
 
+def test_zoo_evaluation_scores_the_trained_model(trained, request):
+    """The model zoo's evaluation, `monai.bundle run --config_file "['configs/train.json','configs/evaluate.json']"`,
+    trains nothing: it loads the trained model (strictly) into train.json's validation and writes its metrics, and the
+    MAE is the one training recorded for that model."""
+    bundle, work = trained
+    models = work / "models"
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    workflow = train_workflow(bundle, datalist_of(request, bundle), work, variants=("evaluate.json",))
+    workflow.run()
+    workflow.finalize()
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before  # no training step, no checkpoint written
+    metrics = dict(line.split(",") for line in (work / "runs" / "metrics.csv").read_text().splitlines())
+    recorded = json.loads(model_config_path(models / "model.pt").read_text())["best"]["value"]
+    assert float(metrics["val_mae"]) == pytest.approx(recorded, rel=1e-5)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_evaluate_json_keeps_the_inference_handlers(bundle):
+    """evaluate.json replaces inference.json's `handlers` (a `+handlers` merge would leave a stray `handlers` in the
+    zoo's train.json + evaluate.json): it must keep them, then add the scoring."""
+    inference = ConfigParser.load_config_file(str(bundle_configs(bundle) / "inference.json"))
+    evaluate = ConfigParser.load_config_file(str(bundle_configs(bundle) / "evaluate.json"))
+    assert evaluate["handlers"][: len(inference["handlers"])] == inference["handlers"]
+    assert evaluate["handlers"][-1]["_target_"] == "custom.handlers.SCTEvaluationHandler"
+    assert evaluate["run"] == inference["run"] == ["$@evaluator.run()"]
+
+
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_metadata_validates_against_the_vendored_schema(bundle):
     jsonschema = pytest.importorskip("jsonschema")
