@@ -5,6 +5,8 @@ on the data its tiny settings name (``conftest.bundle_data``: head volumes by de
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
 import shutil
@@ -159,6 +161,41 @@ def test_metadata_validates_against_the_vendored_schema(bundle):
     assert (ROOT / "bundles" / bundle / "docs" / "data_license.txt").is_file()  # the zoo's layout
 
 
+# imported by `custom` only for tools outside the bundles' configs: the command line itself and DICOM conversion
+TOOL_ONLY_IMPORTS = {"fire", "itk"}
+
+
+def _imports_of_custom() -> set[str]:
+    """Top-level names of the third-party modules `custom` imports anywhere (module level or inside functions)."""
+    names: set[str] = set()
+    for path in (ROOT / "custom").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {name for name in names if name not in sys.stdlib_module_names and name not in ("custom", "__future__")}
+
+
+def test_required_packages_are_one_environment_and_cover_custom():
+    """The zoo installs `monai==`, `torch==`, `numpy==` and each `required_packages_version` pin of a bundle: all the
+    bundles share one environment (same versions), and the pins name every package `custom` imports for the configs.
+    That these versions install together on Python 3.10-3.13 was checked with `pip install --dry-run
+    --only-binary=:all: --python-version 3.1x` (needs the package index, so not here)."""
+    metadata = {b: json.loads((bundle_configs(b) / "metadata.json").read_text()) for b in BUNDLES}
+    assert len({(m["monai_version"], m["pytorch_version"], m["numpy_version"]) for m in metadata.values()}) == 1
+    versions: dict[str, str] = {}
+    for bundle, meta in metadata.items():
+        for name, version in meta["required_packages_version"].items():
+            assert versions.setdefault(name, version) == version, f"{bundle}: {name} {version} vs {versions[name]}"
+    distributions = importlib.metadata.packages_distributions()
+    modules = _imports_of_custom() - TOOL_ONLY_IMPORTS - {"monai", "torch", "numpy"}
+    needed = {distributions[module][0].lower().replace("_", "-") for module in modules}
+    for bundle, meta in metadata.items():
+        missing = needed - set(meta["required_packages_version"])
+        assert not missing, f"{bundle}: required_packages_version lacks {sorted(missing)}"
+
+
 def _pairs(bundle: str) -> list[tuple[list[str], list[str]]]:
     """(training configs, inference configs) that must agree: the defaults, and each format override of
     inference.json with the training override of the same name (``inference_png2d.json`` <-> ``train_png2d.json``)."""
@@ -269,10 +306,12 @@ def test_packaged_bundle_runs_without_the_repository(trained, request, tmp_path)
     where = _fresh_python(["-c", "import custom; print(custom.__file__)"], folder)
     assert Path(where.stdout.strip()).resolve() == (folder / "custom" / "__init__.py").resolve()
 
-    # the trained (tiny) model's own settings, as `custom infer` would apply them from model.json
-    record = folder / "record.json"
-    record.write_text(json.dumps(json.loads((folder / "models" / "model.json").read_text())["config"]))
-    configs = json.dumps(["configs/inference.json", "record.json"])
+    # the zipped inference.json holds the trained (tiny) model's own settings: it runs the shipped model as it is
+    record = json.loads((folder / "models" / "model.json").read_text())["config"]
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    assert all(parser[key] == value for key, value in record.items())
+    configs = "configs/inference.json"
     case = json.loads(datalist_of(request, bundle).read_text())["test"][0]
     out = tmp_path / "out"
     run = ["-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", case["image"]]
@@ -280,8 +319,6 @@ def test_packaged_bundle_runs_without_the_repository(trained, request, tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     bundle_data(bundle).check_output(out / f"{case['case']}_sct{bundle_data(bundle).output_ext}", case["image"])
 
-    parser = ConfigParser()
-    parser.read_config([str(folder / "configs" / "inference.json"), str(record)])
     shape = [1, 1, *parser.get_parsed_content("patch_size" if "patch_size" in parser else "image_size")]
     export = ["-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", "models/model.ts"]
     export += ["--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json", "--config_file", configs]
