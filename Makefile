@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 BUNDLE ?= pix2pix_ngf
 
-.PHONY: install demo test lint format bench package clean
+.PHONY: install demo test lint format bench package verify-zoo clean
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ bench: install
 # one self-contained zip per bundle in dist/; MODEL=path/to/model.pt BUNDLE=name: that bundle with trained weights
 package: install
 	$(PY) scripts/package.py $(if $(MODEL),--bundle $(BUNDLE) --model $(MODEL))
+
+# the model zoo's ci/verify_bundle.py (full mode) on each packaged bundle with a trained model; not part of `make test`:
+# ZOO=path to a model-zoo checkout (or a bare git mirror); BUNDLES="a b" to choose; WORK=folder to keep (and reuse)
+verify-zoo: install
+	@test -n "$(ZOO)" || (echo "usage: make verify-zoo ZOO=/path/to/model-zoo [BUNDLES=...] [WORK=...]" && false)
+	$(PY) scripts/verify_zoo.py --zoo $(ZOO) $(foreach b,$(BUNDLES),--bundle $(b)) $(if $(WORK),--work $(WORK))
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) dist .pytest_cache
