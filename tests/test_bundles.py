@@ -287,8 +287,9 @@ def _fresh_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_packaged_bundle_runs_without_the_repository(trained, request, tmp_path):
-    """`make package`'s zip unzips into one folder named after the bundle, which runs inference from inside it (the
-    zoo's way) with its own copy of `custom`, and whose model exports to TorchScript with MONAI's `ckpt_export`."""
+    """`make package`'s zip unzips into one folder named after the bundle, which runs inference and the zoo's
+    evaluation from inside it (the zoo's way) with its own copy of `custom`, and whose model exports to TorchScript
+    with MONAI's `ckpt_export`."""
     bundle, work = trained
     model = str(work / "models" / "model.pt")
     made = _fresh_python(
@@ -318,6 +319,13 @@ def test_packaged_bundle_runs_without_the_repository(trained, request, tmp_path)
     result = _fresh_python(run + ["--output_dir", str(out)], folder)
     assert result.returncode == 0, result.stderr[-4000:]
     bundle_data(bundle).check_output(out / f"{case['case']}_sct{bundle_data(bundle).output_ext}", case["image"])
+    # ... and so does the zipped train.json: the zoo's evaluation from inside the folder scores the shipped model
+    zoo_configs = json.dumps(["configs/train.json", "configs/evaluate.json"])
+    evaluation = ["-m", "monai.bundle", "run", "--config_file", zoo_configs, "--meta_file", "configs/metadata.json"]
+    evaluation += ["--datalist", str(datalist_of(request, bundle)), "--output_dir", str(tmp_path / "zoo_eval")]
+    result = _fresh_python(evaluation, folder)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "val_mae" in (tmp_path / "zoo_eval" / "metrics.csv").read_text()
 
     shape = [1, 1, *parser.get_parsed_content("patch_size" if "patch_size" in parser else "image_size")]
     export = ["-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", "models/model.ts"]
