@@ -8,6 +8,10 @@
   by the model zoo's checks (both put the bundle folder on ``sys.path``), the configs import it from there: no
   checkout of this repository and no extra package is needed, only the packages of ``configs/metadata.json``;
 - ``models/model.pt`` and ``models/model.json`` when ``--model`` names a trained model (its ``model.json`` beside it);
+  the settings that record holds (``network_def``, patch size, intensity windows) are also written into the zipped
+  ``configs/inference.json`` and ``configs/train.json``, so that every tool reading only the configs (``monai.bundle
+  run``, ``ckpt_export``, MONAI Label, the model zoo's checks and its ``train.json`` + ``evaluate.json`` evaluation)
+  builds the network the weights were trained for;
 - ``large_files.yml``: where the zoo fetches the weights from (a URL to fill in when publishing) and their SHA-256, so
   that the zoo's tools accept the weights in the zip and can fetch them when the zip is published without them.
 
@@ -59,12 +63,27 @@ def bundle_files(bundle: str, version: str, model: Path | None) -> dict[str, byt
             sys.exit(f"error: --model {model}: needs the model file and its {record.name} beside it")
         files[f"{bundle}/models/model.pt"] = model.read_bytes()
         files[f"{bundle}/models/model.json"] = record.read_bytes()
+        for config in (f"{bundle}/configs/inference.json", f"{bundle}/configs/train.json"):
+            files[config] = with_model_settings(files[config], json.loads(record.read_text()))
         entry.update({"hash_val": sha256(model), "hash_type": "sha256"})
     else:
         entry.update({"hash_val": "", "hash_type": ""})
     lines = ["large_files:", *(f'  {"-" if i == 0 else " "} {k}: "{v}"' for i, (k, v) in enumerate(entry.items()))]
     files[f"{bundle}/large_files.yml"] = ("\n".join(lines) + "\n").encode()
     return files
+
+
+def with_model_settings(config_file: bytes, record: dict) -> bytes:
+    """A JSON config with the model's recorded settings (``{"config": {id: value}}`` of ``model.json``) applied; an
+    id ``a#b`` sets the nested entry ``b`` of ``a``."""
+    config = json.loads(config_file)
+    for key, value in record.get("config", {}).items():
+        *parents, last = key.split("#")
+        node = config
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[int(last) if isinstance(node, list) else last] = value
+    return (json.dumps(config, indent=4, ensure_ascii=False) + "\n").encode()
 
 
 def write_zip(files: dict[str, bytes], path: Path) -> None:

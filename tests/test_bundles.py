@@ -5,6 +5,8 @@ on the data its tiny settings name (``conftest.bundle_data``: head volumes by de
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
 import shutil
@@ -159,6 +161,33 @@ def test_bf16_inference_agrees_with_fp32(trained, request, tmp_path):
     assert outputs["bf16"].std() > 0  # not a constant image that would agree trivially
 
 
+def test_zoo_evaluation_scores_the_trained_model(trained, request):
+    """The model zoo's evaluation, `monai.bundle run --config_file "['configs/train.json','configs/evaluate.json']"`,
+    trains nothing: it loads the trained model (strictly) into train.json's validation and writes its metrics, and the
+    MAE is the one training recorded for that model."""
+    bundle, work = trained
+    models = work / "models"
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    workflow = train_workflow(bundle, datalist_of(request, bundle), work, variants=("evaluate.json",))
+    workflow.run()
+    workflow.finalize()
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before  # no training step, no checkpoint written
+    metrics = dict(line.split(",") for line in (work / "runs" / "metrics.csv").read_text().splitlines())
+    recorded = json.loads(model_config_path(models / "model.pt").read_text())["best"]["value"]
+    assert float(metrics["val_mae"]) == pytest.approx(recorded, rel=1e-5)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_evaluate_json_keeps_the_inference_handlers(bundle):
+    """evaluate.json replaces inference.json's `handlers` (a `+handlers` merge would leave a stray `handlers` in the
+    zoo's train.json + evaluate.json): it must keep them, then add the scoring."""
+    inference = ConfigParser.load_config_file(str(bundle_configs(bundle) / "inference.json"))
+    evaluate = ConfigParser.load_config_file(str(bundle_configs(bundle) / "evaluate.json"))
+    assert evaluate["handlers"][: len(inference["handlers"])] == inference["handlers"]
+    assert evaluate["handlers"][-1]["_target_"] == "custom.handlers.SCTEvaluationHandler"
+    assert evaluate["run"] == inference["run"] == ["$@evaluator.run()"]
+
+
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_metadata_validates_against_the_vendored_schema(bundle):
     jsonschema = pytest.importorskip("jsonschema")
@@ -169,6 +198,41 @@ def test_metadata_validates_against_the_vendored_schema(bundle):
     assert metadata["network_data_format"]["outputs"]["pred"]["format"] == bundle_data(bundle).output_format
     assert all(v["type"] == "image" for v in metadata["network_data_format"]["inputs"].values())  # the zoo's usage
     assert (ROOT / "bundles" / bundle / "docs" / "data_license.txt").is_file()  # the zoo's layout
+
+
+# imported by `custom` only for tools outside the bundles' configs: the command line itself and DICOM conversion
+TOOL_ONLY_IMPORTS = {"fire", "itk"}
+
+
+def _imports_of_custom() -> set[str]:
+    """Top-level names of the third-party modules `custom` imports anywhere (module level or inside functions)."""
+    names: set[str] = set()
+    for path in (ROOT / "custom").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {name for name in names if name not in sys.stdlib_module_names and name not in ("custom", "__future__")}
+
+
+def test_required_packages_are_one_environment_and_cover_custom():
+    """The zoo installs `monai==`, `torch==`, `numpy==` and each `required_packages_version` pin of a bundle: all the
+    bundles share one environment (same versions), and the pins name every package `custom` imports for the configs.
+    That these versions install together on Python 3.10-3.13 was checked with `pip install --dry-run
+    --only-binary=:all: --python-version 3.1x` (needs the package index, so not here)."""
+    metadata = {b: json.loads((bundle_configs(b) / "metadata.json").read_text()) for b in BUNDLES}
+    assert len({(m["monai_version"], m["pytorch_version"], m["numpy_version"]) for m in metadata.values()}) == 1
+    versions: dict[str, str] = {}
+    for bundle, meta in metadata.items():
+        for name, version in meta["required_packages_version"].items():
+            assert versions.setdefault(name, version) == version, f"{bundle}: {name} {version} vs {versions[name]}"
+    distributions = importlib.metadata.packages_distributions()
+    modules = _imports_of_custom() - TOOL_ONLY_IMPORTS - {"monai", "torch", "numpy"}
+    needed = {distributions[module][0].lower().replace("_", "-") for module in modules}
+    for bundle, meta in metadata.items():
+        missing = needed - set(meta["required_packages_version"])
+        assert not missing, f"{bundle}: required_packages_version lacks {sorted(missing)}"
 
 
 def _pairs(bundle: str) -> list[tuple[list[str], list[str]]]:
@@ -199,6 +263,59 @@ def test_inference_config_matches_training(bundle):
             assert train[key] == infer[key], (train_files, key)
 
 
+# SwinUNETR cannot be compiled by torch.jit.script (keyword-only arguments): its TorchScript is traced
+TRACED_ONLY = {"swin_pix2pix_3d"}
+# exports agree with PyTorch to 1e-4 of the [-1, 1] output range, 0.2 HU of the CT window: below the 1 HU rounding
+EXPORT_ATOL = 1e-4
+
+
+def _second_shape(shape: list[int], dynamic: list[int]) -> list[int]:
+    """Another input shape the export must accept: each dynamic axis changed (batch 2, in-plane sizes + 32 / + 64)."""
+    grown = list(shape)
+    for axis in dynamic:
+        grown[axis] = 2 if axis == 0 else shape[axis] + 32 * axis
+    return grown
+
+
+def test_exports_match_pytorch(trained, tmp_path):
+    """`verify_net_in_out network_def`, `ckpt_export network_def` (TorchScript) and `onnx_export` with the bundle's
+    `configs/onnx_export.json` (dynamic axes) run on the trained model, and both exports give the output of the
+    checkpoint loaded strictly into `network_def`, on the export shape and on a shape differing in every dynamic
+    axis."""
+    ort = pytest.importorskip("onnxruntime")
+    from monai.bundle import ckpt_export, onnx_export, verify_net_in_out
+
+    bundle, work = trained
+    model, configs = work / "models" / "model.pt", bundle_configs(bundle)
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(json.loads(model_config_path(model).read_text())["config"]))
+    files = {"meta_file": str(configs / "metadata.json"), "config_file": [str(configs / "inference.json"), str(record)]}
+    verify_net_in_out("network_def", **files)
+
+    parser = ConfigParser()
+    parser.read_config(files["config_file"])
+    network = parser.get_parsed_content("network_def").eval()
+    network.load_state_dict(torch.load(model, weights_only=True), strict=True)
+    args = json.loads((configs / "onnx_export.json").read_text())
+    shape, dynamic = args["input_shape"], args["converter_kwargs"]["dynamic_axes"]["image"]
+    assert args["converter_kwargs"]["dynamic_axes"]["pred"] == dynamic
+
+    traced = bundle in TRACED_ONLY
+    ckpt_export("network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(model), use_trace=traced,
+                input_shape=shape if traced else None, **files)  # fmt: skip
+    onnx_export(args_file=str(configs / "onnx_export.json"), filepath=str(tmp_path / "model.onnx"),
+                ckpt_file=str(model), **files)  # fmt: skip
+    torchscript = torch.jit.load(tmp_path / "model.ts")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    for sample_shape in (shape, _second_shape(shape, dynamic)):
+        sample = torch.rand(sample_shape) * 2 - 1
+        with torch.no_grad():
+            expected = network(sample)
+            torch.testing.assert_close(torchscript(sample), expected, rtol=0, atol=EXPORT_ATOL)
+        (onnx_out,) = session.run(None, {"image": sample.numpy()})
+        torch.testing.assert_close(torch.from_numpy(onnx_out), expected, rtol=0, atol=EXPORT_ATOL)
+
+
 def _fresh_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """A new Python process in ``cwd`` with no PYTHONPATH: ``custom`` comes from ``cwd`` (the unzipped bundle)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -209,8 +326,9 @@ def _fresh_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_packaged_bundle_runs_without_the_repository(trained, request, tmp_path):
-    """`make package`'s zip unzips into one folder named after the bundle, which runs inference from inside it (the
-    zoo's way) with its own copy of `custom`, and whose model exports to TorchScript with MONAI's `ckpt_export`."""
+    """`make package`'s zip unzips into one folder named after the bundle, which runs inference and the zoo's
+    evaluation from inside it (the zoo's way) with its own copy of `custom`, and whose model exports to TorchScript
+    with MONAI's `ckpt_export`."""
     bundle, work = trained
     model = str(work / "models" / "model.pt")
     made = _fresh_python(
@@ -228,19 +346,26 @@ def test_packaged_bundle_runs_without_the_repository(trained, request, tmp_path)
     where = _fresh_python(["-c", "import custom; print(custom.__file__)"], folder)
     assert Path(where.stdout.strip()).resolve() == (folder / "custom" / "__init__.py").resolve()
 
-    # the trained (tiny) model's own settings, as `custom infer` would apply them from model.json
-    record = folder / "record.json"
-    record.write_text(json.dumps(json.loads((folder / "models" / "model.json").read_text())["config"]))
-    configs = json.dumps(["configs/inference.json", "record.json"])
+    # the zipped inference.json holds the trained (tiny) model's own settings: it runs the shipped model as it is
+    record = json.loads((folder / "models" / "model.json").read_text())["config"]
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    assert all(parser[key] == value for key, value in record.items())
+    configs = "configs/inference.json"
     case = json.loads(datalist_of(request, bundle).read_text())["test"][0]
     out = tmp_path / "out"
     run = ["-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", case["image"]]
     result = _fresh_python(run + ["--output_dir", str(out)], folder)
     assert result.returncode == 0, result.stderr[-4000:]
     bundle_data(bundle).check_output(out / f"{case['case']}_sct{bundle_data(bundle).output_ext}", case["image"])
+    # ... and so does the zipped train.json: the zoo's evaluation from inside the folder scores the shipped model
+    zoo_configs = json.dumps(["configs/train.json", "configs/evaluate.json"])
+    evaluation = ["-m", "monai.bundle", "run", "--config_file", zoo_configs, "--meta_file", "configs/metadata.json"]
+    evaluation += ["--datalist", str(datalist_of(request, bundle)), "--output_dir", str(tmp_path / "zoo_eval")]
+    result = _fresh_python(evaluation, folder)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "val_mae" in (tmp_path / "zoo_eval" / "metrics.csv").read_text()
 
-    parser = ConfigParser()
-    parser.read_config([str(folder / "configs" / "inference.json"), str(record)])
     shape = [1, 1, *parser.get_parsed_content("patch_size" if "patch_size" in parser else "image_size")]
     export = ["-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", "models/model.ts"]
     export += ["--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json", "--config_file", configs]
