@@ -196,9 +196,9 @@ def test_all_problems_of_a_datalist_reported_together(tmp_path):
     assert len(problems) == 3 + 1 + 3  # 3 case problems, 1 case leak, 3 file leaks (image, label, mask)
 
     with pytest.raises(InputError) as e:
-        assert_valid_items([good, bad1, bad2], what="training")
+        assert_valid_items([good, bad1, bad2])
     message = str(e.value)
-    assert message.startswith("training data: 3 problem(s) in 3 case(s)")
+    assert message.startswith("3 problems in the data (3 cases)") and "training" not in message
     for line in (f"{bad1['label']}: origin", f"{bad2['image']}: file not found", f"{bad2['mask']}: empty mask"):
         assert line in message
     assert_valid_items([good])  # no error
