@@ -9,8 +9,9 @@ The configs merge in this order, the later winning:
    intensity settings it was trained with), so a model needs no config to run;
 4. the caller's config files, then the caller's ``key=value`` overrides (MONAI ids, e.g. ``patch_size``).
 
-Before anything runs, the weights are checked against ``network_def``: a model that does not fit is one
-:class:`custom.io.InputError` naming the file and the first differences, not a traceback in the middle of a run.
+Before anything runs (in the configs' ``initialize``, so under ``python -m monai.bundle run`` too), the weights are
+checked against ``network_def``: a model that does not fit is one :class:`custom.io.InputError` naming the file and the
+first differences, not a traceback in the middle of a run, and no output folder is created.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from custom.io import InputError, case_of, check_output_path, model_config_path, sct_file_name
+from custom.io import InputError, case_of, check_output_path, model_config_path, sct_file_name, short_reason
 
 __all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
 
@@ -75,7 +76,7 @@ def load_state_dict(ckpt: str | os.PathLike) -> dict:
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, foreign or pickled-code files
-        raise InputError(f"{ckpt}: not a readable model checkpoint ({type(e).__name__}: {e})") from None
+        raise InputError(f"{ckpt}: not a readable model checkpoint ({short_reason(e)})") from None
     if isinstance(state, dict) and set(state) == {"model"} and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
@@ -170,9 +171,8 @@ def run_bundle_inference(
         InputError: no inference config, no or an unfitting model, no input, or an output that would overwrite an
             input.
     """
-    workflow, model = bundle_workflow(bundle, configs, ckpt, **overrides)
+    workflow, _ = bundle_workflow(bundle, configs, ckpt, **overrides)
     parser = workflow.parser
-    check_weights(parser.get_parsed_content("network_def"), model)
     items = parser.get_parsed_content("data")
     output_dir = str(parser.get_parsed_content("output_dir"))
     ext = str(parser.get_parsed_content("output_ext"))
