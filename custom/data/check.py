@@ -32,7 +32,15 @@ import numpy as np
 
 from custom.io import InputError, read_image
 
-__all__ = ["check_case", "check_items", "check_datalist", "datalist_problems", "assert_valid_items", "format_table"]
+__all__ = [
+    "intensity_problem",
+    "check_case",
+    "check_items",
+    "check_datalist",
+    "datalist_problems",
+    "assert_valid_items",
+    "format_table",
+]
 
 IMAGE_KEYS = ("image", "label", "mask")
 _NAMES = {"image": "MR", "label": "CT", "mask": "mask"}
@@ -102,6 +110,23 @@ def _compare_geometry(
     return problems
 
 
+def intensity_problem(values: np.ndarray, name: str = "CT", hounsfield: bool = False) -> str | None:
+    """What is wrong with the finite ``values`` of an image called ``name``: a constant image (blank), or, with
+    ``hounsfield``, values that cannot be a CT in Hounsfield units (no air below -500 or no bone above 300); ``None``
+    when nothing is. Shared by ``check`` and ``evaluate``."""
+    if not values.size:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        return f"constant {name} (every voxel = {lo:g}): blank image?"
+    if hounsfield and (hi < HU_MAX_AT_LEAST or lo > HU_MIN_AT_MOST):
+        return (
+            f"CT values in [{lo:.4g}, {hi:.4g}] do not look like Hounsfield units (expected air near -1000 and bone "
+            f"above {HU_MAX_AT_LEAST:g}): normalised, shifted or 8-bit CT?"
+        )
+    return None
+
+
 def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_dir: float = 1e-4) -> list[Problem]:
     """All the problems of one datalist item ``{"image": MR, "label": CT, "mask": mask}`` (any key may be absent).
 
@@ -140,18 +165,9 @@ def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_
             if not np.any(values > 0):
                 problems.append((path, "empty mask (no voxel > 0)"))
             continue
-        if values.size and values.min() == values.max():
-            problems.append((path, f"constant {name} (every voxel = {values.min():g}): blank image?"))
-        elif key == "label" and not eight_bit and values.size:
-            lo, hi = float(values.min()), float(values.max())
-            if hi < HU_MAX_AT_LEAST or lo > HU_MIN_AT_MOST:
-                problems.append(
-                    (
-                        path,
-                        f"CT values in [{lo:.4g}, {hi:.4g}] do not look like Hounsfield units (expected air near "
-                        f"-1000 and bone above {HU_MAX_AT_LEAST:g}): normalised, shifted or 8-bit CT?",
-                    )
-                )
+        problem = intensity_problem(values, name, hounsfield=key == "label" and not eight_bit)
+        if problem:
+            problems.append((path, problem))
     reference = "image" if "image" in loaded else "label"
     if reference in loaded:
         ref_path, ref_array, ref_affine = loaded[reference]
