@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -54,6 +55,10 @@ NUMPY_SUFFIXES = (".npy",)
 # file names that say what an image is, not whose it is (SynthRAD: <ID>/mr.nii.gz)
 GENERIC_IMAGE_NAMES = ("mr", "mri", "image", "t1", "t2", "ct")
 SCT_POSTFIX = "sct"  # <case>_sct<ext>: the one name of a synthetic CT file (SaveImaged's output_postfix too)
+
+# MONAI's Orientation inverts a 2D image (PNG) with the 3 axis codes of its 4x4 affine and warns that they are more
+# than the image's 2 dimensions, on every PNG inference: nothing for a user to act on (the result is right).
+warnings.filterwarnings("ignore", message=r"axcodes .* length is smaller than number of input spatial dimensions")
 
 
 class InputError(ValueError):
@@ -306,7 +311,16 @@ class _AtomicWriteMixin:
 
 
 class AtomicNibabelWriter(_AtomicWriteMixin, NibabelWriter):
-    """MONAI ``NibabelWriter``, atomic. Use as ``"writer": "$custom.io.AtomicNibabelWriter"`` in ``SaveImaged``."""
+    """MONAI ``NibabelWriter``, atomic. Use as ``"writer": "$custom.io.AtomicNibabelWriter"`` in ``SaveImaged``.
+
+    A volume of depth 1 (a single slice) stays 3D: ``SaveImaged(squeeze_end_dims=True)`` would drop its last axis.
+    """
+
+    def set_data_array(self, data_array: Any, channel_dim: int | None = 0, squeeze_end_dims: bool = True, **kwargs):
+        super().set_data_array(data_array, channel_dim=channel_dim, squeeze_end_dims=squeeze_end_dims, **kwargs)
+        spatial_ndim = data_array.ndim - (0 if channel_dim is None else 1)
+        while self.data_obj.ndim < spatial_ndim:
+            self.data_obj = self.data_obj[..., None]
 
 
 class AtomicPILWriter(_AtomicWriteMixin, PILWriter):
@@ -356,9 +370,10 @@ def model_config_path(model_path: str | os.PathLike) -> Path:
 
 
 def case_of(path: str | os.PathLike) -> str:
-    """Case id of an input image: its folder for SynthRAD-style ``<ID>/mr.nii.gz``, else its file name."""
+    """Case id of an input image: its folder for SynthRAD-style ``<ID>/mr.nii.gz`` (also when given as a relative
+    ``mr.nii.gz``: the working folder), else its file name."""
     name = case_name(path)
-    return Path(path).parent.name if name.lower() in GENERIC_IMAGE_NAMES else name
+    return Path(os.path.abspath(path)).parent.name if name.lower() in GENERIC_IMAGE_NAMES else name
 
 
 def sct_name_formatter(metadict: dict, saver: Any) -> dict:
