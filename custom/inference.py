@@ -17,6 +17,7 @@ first differences, not a traceback in the middle of a run, and no output folder 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,22 @@ def _input_errors() -> Iterator[None]:
         if cause is None:
             raise
         raise cause from None
+
+
+@contextmanager
+def _no_config_root_warning() -> Iterator[None]:
+    """Silence MONAI's "Not all config files are in <bundle>/configs" (said when ``--config`` is elsewhere): it only
+    matters when no meta and logging files are given, and :func:`bundle_workflow` gives both."""
+    logger = logging.getLogger("monai.bundle.workflows")
+
+    def other(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Not all config files are in")
+
+    logger.addFilter(other)
+    try:
+        yield
+    finally:
+        logger.removeFilter(other)
 
 
 def model_record(ckpt: str | os.PathLike) -> dict[str, Any]:
@@ -145,14 +162,15 @@ def bundle_workflow(
     suffixes = [s for s in formats if items and all(str(it["image"]).lower().endswith(s) for it in items)]
     extra = [bundle / "configs" / formats[s] for s in suffixes[:1]]
     logging_file = bundle / "configs" / "logging.conf"
-    workflow = ConfigWorkflow(
-        config_file=[str(f) for f in files[:1] + extra + files[1:]],
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=str(logging_file) if logging_file.is_file() else False,
-        workflow_type=workflow_type,
-        bundle_root=str(bundle),
-        **{**model_record(model), **overrides},
-    )
+    with _no_config_root_warning():
+        workflow = ConfigWorkflow(
+            config_file=[str(f) for f in files[:1] + extra + files[1:]],
+            meta_file=str(bundle / "configs" / "metadata.json"),
+            logging_file=str(logging_file) if logging_file.is_file() else False,
+            workflow_type=workflow_type,
+            bundle_root=str(bundle),
+            **{**model_record(model), **overrides},
+        )
     return workflow, model
 
 
