@@ -15,8 +15,10 @@ import functools
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from custom.io import InputError, check_output_path
@@ -256,18 +258,44 @@ def user_error(error: BaseException) -> str | None:
     """The one-line message of an error that is the user's to fix, or ``None`` for a bug (shown as a traceback).
 
     An :class:`InputError` anywhere behind ``error`` (MONAI wraps errors of config expressions and transforms in
-    ``RuntimeError``) gives its own message; otherwise an ``OSError`` naming a file (permission denied, disk full,
-    no such file...) gives ``file: reason``.
+    ``RuntimeError``), or quoted in a ``RuntimeError``'s text, gives its own message; otherwise an ``OSError`` naming
+    a file (permission denied, disk full, no such file...) gives ``file: reason``.
     """
     chain = list(_chain(error))
     for e in chain:
         if isinstance(e, InputError):
             return str(e)
+    for e in chain:  # MONAI's SaveImage keeps its writer's error only as text, in a RuntimeError of its own
+        quoted = _QUOTED_ERROR.findall(str(e)) if isinstance(e, RuntimeError) else []
+        if quoted:
+            return quoted[-1]
     for e in chain:
         if isinstance(e, OSError) and (e.filename or e.errno == errno.ENOSPC):
             reason = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
             return f"{e.filename or 'output'}: {reason}"
     return None
+
+
+_QUOTED_ERROR = re.compile(r"^custom\.io\.(?:Input|Output)Error: (.+)$", re.MULTILINE)
+
+
+@contextmanager
+def _log_user_errors_without_traceback() -> Iterator[None]:
+    """Log records of a user's error keep their message but lose their traceback: the engines log an exception with
+    its traceback (ignite, MONAI's ``StatsHandler``) before it reaches the command, which then says it in one line."""
+    factory = logging.getLogRecordFactory()
+
+    def record(*args, **kwargs) -> logging.LogRecord:
+        made = factory(*args, **kwargs)
+        if made.exc_info and made.exc_info[1] is not None and user_error(made.exc_info[1]) is not None:
+            made.exc_info = None
+        return made
+
+    logging.setLogRecordFactory(record)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(factory)
 
 
 def _clear_errors(func: Callable, debug: bool = False) -> Callable:
@@ -277,7 +305,11 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            code = func(*args, **kwargs)
+            if debug or _debug():
+                code = func(*args, **kwargs)
+            else:
+                with _log_user_errors_without_traceback():
+                    code = func(*args, **kwargs)
         except Exception as e:
             message = user_error(e)
             if message is None or debug or _debug():
@@ -339,6 +371,8 @@ def check_monai_bundle_arguments() -> None:
     if not sys.argv or not sys.argv[0].replace("\\", "/").endswith("monai/bundle/__main__.py"):
         return
     sys.excepthook = _exit_on_user_error
+    if not _debug():
+        _log_user_errors_without_traceback().__enter__()  # for the whole run (this process ends with it)
     options = _long_options(sys.argv[1:])
     try:
         from monai.bundle import ConfigParser
