@@ -24,7 +24,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from custom.io import InputError, case_of, check_output_path, model_config_path, sct_file_name, short_reason
+from custom.io import (
+    InputError,
+    case_of,
+    check_output_path,
+    model_config_path,
+    remove_empty_folders,
+    sct_file_name,
+    short_reason,
+)
 
 __all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
 
@@ -187,7 +195,8 @@ def run_bundle_inference(
 
     Raises:
         InputError: no inference config, no or an unfitting model, no input, or an output that would overwrite an
-            input.
+            input; :class:`custom.io.OutputError` for an output that cannot be written (the output folder is removed
+            again when the run made it and left it empty).
     """
     workflow, _ = bundle_workflow(bundle, configs, ckpt, **overrides)
     parser = workflow.parser
@@ -204,8 +213,14 @@ def run_bundle_inference(
             )
         first_of[out] = item["image"]
         check_output_path(out, [p for it in items for p in (it.get("image"), it.get("mask"))], "output")
-    with _input_errors():
-        workflow.initialize()
-        workflow.run()
+    out = Path(output_dir).absolute()
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
+    try:
+        with _input_errors():
+            workflow.initialize()
+            workflow.run()
+    except Exception:
+        remove_empty_folders(created)  # a run that failed (e.g. disk full) leaves no empty output folder
+        raise
     workflow.finalize()
     return written

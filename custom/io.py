@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "read_image",
     "atomic_write",
     "remove_stale_temp_files",
+    "remove_empty_folders",
     "write_text",
     "write_texts",
     "write_nifti",
@@ -220,7 +221,8 @@ def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.nda
 def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary file name beside ``path`` (same suffix: nibabel and PIL pick the format from it); on success
     the file is renamed over ``path``, on any error it is removed. A killed run never leaves a half-written output.
-    An ``OSError`` (read-only folder, disk full...) becomes an :class:`OutputError` naming ``path``.
+    An ``OSError`` (read-only folder, disk full...) becomes an :class:`OutputError` naming ``path``, and the folders
+    made for ``path`` are removed again.
 
     Example::
 
@@ -229,6 +231,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     """
     path = Path(path)
     tmp = None
+    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # deepest first
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         suffix = "".join(path.suffixes) or ".tmp"
@@ -245,6 +248,17 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if not path.exists():  # failed: no empty folder left behind either
+            remove_empty_folders(created)
+
+
+def remove_empty_folders(folders: Sequence[str | os.PathLike]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: what a failed run created and left empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty, or already gone
+            break
 
 
 def remove_stale_temp_files(path: str | os.PathLike) -> list[str]:

@@ -126,7 +126,7 @@ def evaluate_case(
             raise InputError(f"{path}: image contains NaN or infinite values")
     problem = intensity_problem(ct, "CT", hounsfield=value_range is None)
     if problem:
-        hint = "; give its value range with --range lo,hi" if "Hounsfield" in problem else ""
+        hint = " (to score it anyway, give its value range: --range lo,hi)" if "Hounsfield" in problem else ""
         raise InputError(f"{ct_path}: cannot score against this CT: {problem}{hint}")
     mask = None
     if mask_path is not None:
