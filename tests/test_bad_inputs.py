@@ -250,3 +250,22 @@ def test_monai_bundle_run_inference_with_a_corrupt_mr_is_one_line(bad_inputs, tm
     assert len(_errors(run)) == 1 and "truncated.nii.gz: unreadable image" in run.stderr
     assert "Traceback" not in run.stderr and "training" not in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_png_inference_with_a_config_elsewhere_prints_no_warning_a_user_cannot_act_on(png_datalist, tmp_path):
+    """MONAI's axcodes notice on every PNG and its 'Not all config files are in <bundle>/configs' notice."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / f) for f in ("inference.json", "inference_png2d.json")])
+    torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "model.pt")
+    (tmp_path / "extra.json").write_text('{"sw_batch_size": 2}')
+    png = json.loads(Path(png_datalist).read_text())["validation"][0]["image"]
+    run = _run(
+        ["-m", "custom", "infer", str(BUNDLE), str(tmp_path / "out"), "--input", png, "--device", "cpu",
+         "--ckpt", str(tmp_path / "model.pt"), "--config", str(tmp_path / "extra.json")],
+        tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "axcodes" not in run.stderr and "Not all config files" not in run.stderr, run.stderr
+    assert "WARNING" not in run.stderr and "Warning" not in run.stderr, run.stderr
