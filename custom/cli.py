@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from custom.io import InputError, check_output_path
@@ -304,15 +304,13 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        quiet = not (debug or _debug())
         try:
-            if debug or _debug():
+            with _log_user_errors_without_traceback() if quiet else nullcontext():
                 code = func(*args, **kwargs)
-            else:
-                with _log_user_errors_without_traceback():
-                    code = func(*args, **kwargs)
         except Exception as e:
-            message = user_error(e)
-            if message is None or debug or _debug():
+            message = user_error(e) if quiet else None
+            if message is None:
                 raise
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
