@@ -1,7 +1,8 @@
 """Command line: ``python -m custom <command> [--flags]`` (built with fire; ``--help`` on any command).
 
 Commands: ``demo-data``, ``demo-lung-data``, ``datalist``, ``dicom2nifti``, ``check``, ``evaluate``, ``infer``.
-Bad input stops with one line naming the file and the problem (exit code 2), never a traceback.
+Bad input stops with one line naming the file and the problem (exit code 2), never a traceback (``--debug`` or
+``SCT_DEBUG=1`` shows it).
 
 This is the only module that parses arguments or prints: the library functions it calls return results and raise
 :class:`custom.io.InputError`. Heavy imports happen inside the commands, so ``--help`` stays fast.
@@ -9,10 +10,15 @@ This is the only module that parses arguments or prints: the library functions i
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
+import logging
+import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from custom.io import InputError, check_output_path
@@ -64,18 +70,19 @@ def _printed(target: str) -> Callable:
     return command
 
 
-def check(datalist: str, eight_bit: bool | None = None):
+def check(datalist: str, eight_bit: bool | None = None, allow_overlap: bool = False):
     """Check every case of a datalist; print a table of every problem. Exit code 0 if none, 1 otherwise.
 
     Args:
         datalist: datalist JSON.
         eight_bit: 8-bit 2D PNG slices (default: the datalist's own eight_bit flag).
+        allow_overlap: a case in two splits (e.g. training and test) is a warning, not a problem.
     """
     from custom.data.check import check_datalist, format_table
     from custom.data.datalist import datalist_splits, read_datalist
 
     data = read_datalist(datalist)
-    problems = check_datalist(data, eight_bit=eight_bit)
+    problems = check_datalist(data, eight_bit=eight_bit, allow_overlap=bool(allow_overlap))
     n_cases = sum(len(data[s]) for s in datalist_splits(data))
     if not problems:
         print(f"OK: {n_cases} cases, no problems")
@@ -231,17 +238,98 @@ COMMANDS: dict[str, Callable | str] = {
 }
 
 
-def _clear_errors(func: Callable) -> Callable:
+DEBUG_ENV = "SCT_DEBUG"  # SCT_DEBUG=1: a user's mistake shows its full traceback too (as --debug does)
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the exceptions behind it (``raise ... from``, or raised while handling), outermost first."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of an error that is the user's to fix, or ``None`` for a bug (shown as a traceback).
+
+    An :class:`InputError` anywhere behind ``error`` (MONAI wraps errors of config expressions and transforms in
+    ``RuntimeError``), or quoted in a ``RuntimeError``'s text, gives its own message; otherwise an ``OSError`` naming
+    a file (permission denied, disk full, no such file...) gives ``file: reason``.
+    """
+    chain = list(_chain(error))
+    for e in chain:
+        if isinstance(e, InputError):
+            return str(e)
+    for e in chain:  # MONAI's SaveImage keeps its writer's error only as text, in a RuntimeError of its own
+        quoted = _QUOTED_ERROR.findall(str(e)) if isinstance(e, RuntimeError) else []
+        if quoted:
+            return quoted[-1]
+    for e in chain:
+        if isinstance(e, OSError) and (e.filename or e.errno == errno.ENOSPC):
+            reason = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
+            return f"{e.filename or 'output'}: {reason}"
+    return None
+
+
+_QUOTED_ERROR = re.compile(r"^custom\.io\.(?:Input|Output)Error: (.+)$", re.MULTILINE)
+
+
+@contextmanager
+def _log_user_errors_without_traceback() -> Iterator[None]:
+    """Log records of a user's error keep their message but lose their traceback: the engines log an exception with
+    its traceback (ignite, MONAI's ``StatsHandler``) before it reaches the command, which then says it in one line."""
+    factory = logging.getLogRecordFactory()
+
+    def record(*args, **kwargs) -> logging.LogRecord:
+        made = factory(*args, **kwargs)
+        if made.exc_info and made.exc_info[1] is not None and user_error(made.exc_info[1]) is not None:
+            made.exc_info = None
+        return made
+
+    logging.setLogRecordFactory(record)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(factory)
+
+
+def _clear_errors(func: Callable, debug: bool = False) -> Callable:
+    """``func`` as a command: its return value is the exit code; a user's error is one line and exit code 2 (with
+    ``debug``, or ``SCT_DEBUG=1``, its traceback)."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        quiet = not (debug or _debug())
         try:
-            code = func(*args, **kwargs)
-        except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
+            with _log_user_errors_without_traceback() if quiet else nullcontext():
+                code = func(*args, **kwargs)
+        except Exception as e:
+            message = user_error(e) if quiet else None
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
         sys.exit(code)
 
     return wrapper
+
+
+def _exit_on_user_error(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+    """``sys.excepthook`` under ``python -m monai.bundle run``: a user's error is one line and exit code 2."""
+    message = None if _debug() else user_error(error)
+    if message is None:
+        sys.__excepthook__(kind, error, traceback)
+        return
+    print(f"error: {message}", file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)  # the interpreter is already ending with an uncaught exception; this only sets the exit code
 
 
 # options of `python -m monai.bundle run` that are not config ids
@@ -270,13 +358,19 @@ def check_monai_bundle_arguments() -> None:
     """Called first in our configs' ``initialize``: under ``python -m monai.bundle run ...``, a ``--key value`` that
     names no key of the config stops the run with one line suggesting the close match and exit code 2 (``--epoch 1``
     would otherwise train the default number of epochs). Anywhere else (tests, MONAI Label, ``custom infer``, which
-    checks its own overrides) it does nothing."""
+    checks its own overrides) it does nothing.
+
+    It also makes every error that is the user's to fix (:func:`user_error`: bad data, checkpoint or output) end the
+    run with one line and exit code 2 instead of a traceback (``SCT_DEBUG=1`` shows the traceback)."""
     import ast
 
     from custom.config_keys import check_overrides
 
     if not sys.argv or not sys.argv[0].replace("\\", "/").endswith("monai/bundle/__main__.py"):
         return
+    sys.excepthook = _exit_on_user_error
+    if not _debug():
+        _log_user_errors_without_traceback().__enter__()  # for the whole run (this process ends with it)
     options = _long_options(sys.argv[1:])
     try:
         from monai.bundle import ConfigParser
@@ -300,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import fire
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # a user's error shows its traceback too
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
@@ -307,4 +403,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     command = COMMANDS[argv[0]]
     command = _printed(command) if isinstance(command, str) else command
-    fire.Fire(_clear_errors(command), command=argv[1:], name=f"python -m custom {argv[0]}")
+    fire.Fire(_clear_errors(command, debug), command=argv[1:], name=f"python -m custom {argv[0]}")

@@ -9,20 +9,30 @@ The configs merge in this order, the later winning:
    intensity settings it was trained with), so a model needs no config to run;
 4. the caller's config files, then the caller's ``key=value`` overrides (MONAI ids, e.g. ``patch_size``).
 
-Before anything runs, the weights are checked against ``network_def``: a model that does not fit is one
-:class:`custom.io.InputError` naming the file and the first differences, not a traceback in the middle of a run.
+Before anything runs (in the configs' ``initialize``, so under ``python -m monai.bundle run`` too), the weights are
+checked against ``network_def``: a model that does not fit is one :class:`custom.io.InputError` naming the file and the
+first differences, not a traceback in the middle of a run, and no output folder is created.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from custom.io import InputError, case_of, check_output_path, model_config_path, sct_file_name
+from custom.io import (
+    InputError,
+    case_of,
+    check_output_path,
+    model_config_path,
+    remove_empty_folders,
+    sct_file_name,
+    short_reason,
+)
 
 __all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
 
@@ -42,6 +52,22 @@ def _input_errors() -> Iterator[None]:
         if cause is None:
             raise
         raise cause from None
+
+
+@contextmanager
+def _no_config_root_warning() -> Iterator[None]:
+    """Silence MONAI's "Not all config files are in <bundle>/configs" (said when ``--config`` is elsewhere): it only
+    matters when no meta and logging files are given, and :func:`bundle_workflow` gives both."""
+    logger = logging.getLogger("monai.bundle.workflows")
+
+    def other(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Not all config files are in")
+
+    logger.addFilter(other)
+    try:
+        yield
+    finally:
+        logger.removeFilter(other)
 
 
 def model_record(ckpt: str | os.PathLike) -> dict[str, Any]:
@@ -75,7 +101,7 @@ def load_state_dict(ckpt: str | os.PathLike) -> dict:
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, foreign or pickled-code files
-        raise InputError(f"{ckpt}: not a readable model checkpoint ({type(e).__name__}: {e})") from None
+        raise InputError(f"{ckpt}: not a readable model checkpoint ({short_reason(e)})") from None
     if isinstance(state, dict) and set(state) == {"model"} and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
@@ -144,14 +170,15 @@ def bundle_workflow(
     suffixes = [s for s in formats if items and all(str(it["image"]).lower().endswith(s) for it in items)]
     extra = [bundle / "configs" / formats[s] for s in suffixes[:1]]
     logging_file = bundle / "configs" / "logging.conf"
-    workflow = ConfigWorkflow(
-        config_file=[str(f) for f in files[:1] + extra + files[1:]],
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=str(logging_file) if logging_file.is_file() else False,
-        workflow_type=workflow_type,
-        bundle_root=str(bundle),
-        **{**model_record(model), **overrides},
-    )
+    with _no_config_root_warning():
+        workflow = ConfigWorkflow(
+            config_file=[str(f) for f in files[:1] + extra + files[1:]],
+            meta_file=str(bundle / "configs" / "metadata.json"),
+            logging_file=str(logging_file) if logging_file.is_file() else False,
+            workflow_type=workflow_type,
+            bundle_root=str(bundle),
+            **{**model_record(model), **overrides},
+        )
     return workflow, model
 
 
@@ -168,11 +195,11 @@ def run_bundle_inference(
 
     Raises:
         InputError: no inference config, no or an unfitting model, no input, or an output that would overwrite an
-            input.
+            input; :class:`custom.io.OutputError` for an output that cannot be written (the output folder is removed
+            again when the run made it and left it empty).
     """
-    workflow, model = bundle_workflow(bundle, configs, ckpt, **overrides)
+    workflow, _ = bundle_workflow(bundle, configs, ckpt, **overrides)
     parser = workflow.parser
-    check_weights(parser.get_parsed_content("network_def"), model)
     items = parser.get_parsed_content("data")
     output_dir = str(parser.get_parsed_content("output_dir"))
     ext = str(parser.get_parsed_content("output_ext"))
@@ -186,8 +213,14 @@ def run_bundle_inference(
             )
         first_of[out] = item["image"]
         check_output_path(out, [p for it in items for p in (it.get("image"), it.get("mask"))], "output")
-    with _input_errors():
-        workflow.initialize()
-        workflow.run()
+    out = Path(output_dir).absolute()
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
+    try:
+        with _input_errors():
+            workflow.initialize()
+            workflow.run()
+    except Exception:
+        remove_empty_folders(created)  # a run that failed (e.g. disk full) leaves no empty output folder
+        raise
     workflow.finalize()
     return written

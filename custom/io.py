@@ -8,12 +8,14 @@ Every reader goes through MONAI's ``LoadImage`` so that the arrays and affines s
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,16 @@ from monai.transforms import LoadImage
 
 __all__ = [
     "InputError",
+    "OutputError",
+    "short_reason",
     "NumpySliceReader",
     "reader_for",
     "read_image",
     "atomic_write",
     "remove_stale_temp_files",
+    "remove_empty_folders",
     "write_text",
+    "write_texts",
     "write_nifti",
     "write_png",
     "AtomicNibabelWriter",
@@ -52,9 +58,18 @@ NUMPY_SUFFIXES = (".npy",)
 GENERIC_IMAGE_NAMES = ("mr", "mri", "image", "t1", "t2", "ct")
 SCT_POSTFIX = "sct"  # <case>_sct<ext>: the one name of a synthetic CT file (SaveImaged's output_postfix too)
 
+# MONAI's Orientation inverts a 2D image (PNG) with the 3 axis codes of its 4x4 affine and warns that they are more
+# than the image's 2 dimensions, on every PNG inference: nothing for a user to act on (the result is right).
+warnings.filterwarnings("ignore", message=r"axcodes .* length is smaller than number of input spatial dimensions")
+
 
 class InputError(ValueError):
     """Bad input data: the message names the file and the problem, and is meant to be shown as is."""
+
+
+class OutputError(InputError):
+    """An output that cannot be written (read-only folder, disk full, a folder in the way): the message names the
+    file. An :class:`InputError`, so that every command shows it the same way (one line, exit code 2)."""
 
 
 def _lower(path: str | os.PathLike) -> str:
@@ -118,6 +133,51 @@ class NumpySliceReader(NumpyReader):
         return array, meta
 
 
+def short_reason(error: BaseException, limit: int = 200) -> str:
+    """``Type: first sentence`` of an error from a library, for a one-line message (torch's and the readers' run to
+    several lines of advice)."""
+    text = str(error).strip()
+    first = text.splitlines()[0].split(". ")[0] if text else ""
+    return f"{type(error).__name__}: {first[:limit]}" if first else type(error).__name__
+
+
+def _unreadable(path: str | os.PathLike, error: Exception) -> InputError:
+    return InputError(f"{path}: unreadable image ({short_reason(error)})")
+
+
+# deflate (gzip) never compresses more than about 1032:1, so a .nii.gz holds at most this many bytes per byte
+MAX_GZIP_RATIO = 1032
+
+
+def check_nifti_size(path: str | os.PathLike) -> None:
+    """Refuse a NIfTI file too small for the image its header describes (a corrupt or truncated file, or a header
+    claiming e.g. 1000^3 voxels in a few KB), before a reader allocates memory for it.
+
+    The size the header implies (offset of the data + voxels x bytes per voxel) must fit in the file: exactly for a
+    ``.nii``; for a ``.nii.gz`` (whose uncompressed size is not known without reading it all) within the best ratio
+    that gzip can reach.
+
+    Raises:
+        InputError: the file is shorter than its header says, or has no NIfTI header.
+    """
+    try:
+        img = nib.load(str(path))  # reads the header only
+        header = img.header
+        needed = (
+            int(header.get_data_offset()) + int(np.prod(img.shape, dtype=np.float64)) * header.get_data_dtype().itemsize
+        )
+    except Exception as e:
+        raise _unreadable(path, e) from None
+    size = os.path.getsize(path)
+    compressed = _lower(path).endswith(".gz")
+    if needed > size * (MAX_GZIP_RATIO if compressed else 1):
+        raise InputError(
+            f"{path}: the header describes a {'x'.join(map(str, img.shape))} {header.get_data_dtype()} image "
+            f"({needed / 1e6:.4g} MB) that cannot be in a {size} byte{' compressed' if compressed else ''} file "
+            "(truncated or corrupt)"
+        )
+
+
 def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read an image as ``(array, affine)``: a float array without channel dimension and its 4x4 RAS affine.
 
@@ -126,15 +186,20 @@ def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.nda
         ndim: if given, the number of spatial dimensions the image must have (3 for volumes, 2 for PNG slices).
 
     Raises:
-        InputError: the file is missing, unreadable, has a channel/time dimension, or has the wrong ``ndim``.
+        InputError: the file is missing, unreadable, shorter than its header says (:func:`check_nifti_size`), has a
+            channel/time dimension, or has the wrong ``ndim``.
     """
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
     reader = reader_for(path)
+    if reader == "NibabelReader":
+        check_nifti_size(path)
     try:
-        img = LoadImage(reader=reader, image_only=True, dtype=np.float32)(str(path))
+        loader = LoadImage(reader=reader, image_only=True, dtype=np.float32)
+        # that reader only: LoadImage falls back on the others, and ITK "reads" a truncated .nii.gz as zeros
+        img = loader(str(path), reader=loader.readers[-1])
     except Exception as e:  # the readers raise many kinds of errors on corrupt files
-        raise InputError(f"{path}: unreadable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+        raise _unreadable(path, e) from None
     array = np.asarray(img)
     if reader == "PILReader" and array.ndim == 3:
         # RGB(A) PNG of a grey image: keep one channel when they are equal, otherwise refuse.
@@ -169,6 +234,8 @@ def lower_thread_priority(niceness: int = 19) -> None:
 def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary file name beside ``path`` (same suffix: nibabel and PIL pick the format from it); on success
     the file is renamed over ``path``, on any error it is removed. A killed run never leaves a half-written output.
+    An ``OSError`` (read-only folder, disk full...) becomes an :class:`OutputError` naming ``path``, and the folders
+    made for ``path`` are removed again.
 
     Example::
 
@@ -176,19 +243,35 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
             nib.save(image, tmp)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; outputs get the usual permissions
+    tmp = None
+    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # deepest first
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(path.suffixes) or ".tmp"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; outputs get the usual permissions
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        reason = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
+        raise OutputError(f"{path}: cannot write ({reason})") from e
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if not path.exists():  # failed: no empty folder left behind either
+            remove_empty_folders(created)
+
+
+def remove_empty_folders(folders: Sequence[str | os.PathLike]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: what a failed run created and left empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty, or already gone
+            break
 
 
 def remove_stale_temp_files(path: str | os.PathLike) -> list[str]:
@@ -206,9 +289,18 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[str]:
 
 def write_text(text: str, path: str | os.PathLike) -> str:
     """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    return str(path)
+    return write_texts({path: text})[0]
+
+
+def write_texts(texts: Mapping[str | os.PathLike, str]) -> list[str]:
+    """Write files that make one result (e.g. a table and its summary) together or not at all: every text goes to a
+    temporary file first, and only when all are written are they renamed into place."""
+    with ExitStack() as stack:
+        temporaries = {path: stack.enter_context(atomic_write(path)) for path in texts}
+        for path, tmp in temporaries.items():
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                f.write(texts[path])
+    return [str(path) for path in texts]
 
 
 def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, dtype: Any = np.int16) -> str:
@@ -246,7 +338,16 @@ class _AtomicWriteMixin:
 
 
 class AtomicNibabelWriter(_AtomicWriteMixin, NibabelWriter):
-    """MONAI ``NibabelWriter``, atomic. Use as ``"writer": "$custom.io.AtomicNibabelWriter"`` in ``SaveImaged``."""
+    """MONAI ``NibabelWriter``, atomic. Use as ``"writer": "$custom.io.AtomicNibabelWriter"`` in ``SaveImaged``.
+
+    A volume of depth 1 (a single slice) stays 3D: ``SaveImaged(squeeze_end_dims=True)`` would drop its last axis.
+    """
+
+    def set_data_array(self, data_array: Any, channel_dim: int | None = 0, squeeze_end_dims: bool = True, **kwargs):
+        super().set_data_array(data_array, channel_dim=channel_dim, squeeze_end_dims=squeeze_end_dims, **kwargs)
+        spatial_ndim = data_array.ndim - (0 if channel_dim is None else 1)
+        while self.data_obj.ndim < spatial_ndim:
+            self.data_obj = self.data_obj[..., None]
 
 
 class AtomicPILWriter(_AtomicWriteMixin, PILWriter):
@@ -296,9 +397,10 @@ def model_config_path(model_path: str | os.PathLike) -> Path:
 
 
 def case_of(path: str | os.PathLike) -> str:
-    """Case id of an input image: its folder for SynthRAD-style ``<ID>/mr.nii.gz``, else its file name."""
+    """Case id of an input image: its folder for SynthRAD-style ``<ID>/mr.nii.gz`` (also when given as a relative
+    ``mr.nii.gz``: the working folder), else its file name."""
     name = case_name(path)
-    return Path(path).parent.name if name.lower() in GENERIC_IMAGE_NAMES else name
+    return Path(os.path.abspath(path)).parent.name if name.lower() in GENERIC_IMAGE_NAMES else name
 
 
 def sct_name_formatter(metadict: dict, saver: Any) -> dict:

@@ -28,8 +28,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from custom.data.datalist import evaluation_split, read_datalist
-from custom.io import InputError, case_name, is_png, output_ext, read_image, sct_file_name, write_text
+from custom.data.check import intensity_problem
+from custom.data.datalist import evaluation_split, read_datalist, repeated_cases
+from custom.io import InputError, case_name, is_png, output_ext, read_image, sct_file_name, write_text, write_texts
 from custom.metrics import EIGHT_BIT_RANGE, compute_metrics, resolve_protocols, summarize
 
 __all__ = ["ScoredCase", "evaluate_case", "evaluate_datalist", "scored_cases", "write_json", "GRID_TOLERANCE_MM"]
@@ -52,9 +53,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _json_text(data: Any) -> str:
+    return json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(data: Any, path: PathLike) -> str:
-    """Indented JSON, non-finite numbers as ``null``, written atomically."""
-    return write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n", path)
+    """Write ``data`` as indented JSON (non-finite floats as ``null``), atomically."""
+    return write_text(_json_text(data), path)
 
 
 def _grid_difference(shape_a, affine_a, shape_b, affine_b) -> str | None:
@@ -107,7 +112,9 @@ def evaluate_case(
         region_of: instead of ``region_mask_path``, a function of the CT array giving the region (or None).
 
     Raises:
-        InputError: unreadable files, grid mismatch, NaN values, empty mask, image too small (message names the file).
+        InputError: unreadable files, grid mismatch, NaN values, empty mask, image too small, a constant CT or (without
+            ``value_range``) a CT not in Hounsfield units (:func:`custom.data.check.intensity_problem`); the message
+            names the file.
     """
     names = resolve_protocols(protocols)
     if value_range is None and is_png(ct_path):
@@ -117,6 +124,10 @@ def evaluate_case(
     for array, path in ((ct, ct_path), (pred, pred_path)):
         if not np.all(np.isfinite(array)):
             raise InputError(f"{path}: image contains NaN or infinite values")
+    problem = intensity_problem(ct, "CT", hounsfield=value_range is None)
+    if problem:
+        hint = " (to score it anyway, give its value range: --range lo,hi)" if "Hounsfield" in problem else ""
+        raise InputError(f"{ct_path}: cannot score against this CT: {problem}{hint}")
     mask = None
     if mask_path is not None:
         mask = _read_on_grid(mask_path, ct_path, ct.shape, ct_affine, ct.ndim, "mask")
@@ -160,9 +171,12 @@ def scored_cases(data: dict, split: str, pred_dir: PathLike, region_mask_key: st
     """The cases of ``data[split]`` with their prediction files in ``pred_dir``, all checked to exist.
 
     Raises:
-        InputError: an item without a CT, a missing prediction, a missing region mask entry.
+        InputError: a case listed twice, an item without a CT, a missing prediction, a missing region mask entry.
     """
     where = getattr(data, "path", None) or "datalist"
+    repeated = repeated_cases(data[split])
+    if repeated:
+        raise InputError(f"{where}: case {repeated[0]} is listed more than once in {split!r}; it would be scored twice")
     cases = []
     for i, item in enumerate(data[split]):
         if not isinstance(item, dict) or "label" not in item:
@@ -195,7 +209,8 @@ def evaluate_datalist(
     bone_threshold: float = 250.0,
     region_fn: RegionFn | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Score every case of a datalist split; write ``metrics.csv`` and ``summary.json`` into ``out_dir``.
+    """Score every case of a datalist split; write ``metrics.csv`` and ``summary.json`` into ``out_dir`` (both or, when
+    a write fails, neither).
 
     Args:
         datalist: datalist JSON, or its content as read by :func:`custom.data.datalist.read_datalist`.
@@ -247,7 +262,5 @@ def evaluate_datalist(
         "metrics": summarize(rows),
     }
     out = Path(str(out_dir if out_dir is not None else pred_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(buffer.getvalue(), out / "metrics.csv")
-    write_json(summary, out / "summary.json")
+    write_texts({out / "metrics.csv": buffer.getvalue(), out / "summary.json": _json_text(summary)})  # both or none
     return rows, summary

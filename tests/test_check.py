@@ -196,9 +196,9 @@ def test_all_problems_of_a_datalist_reported_together(tmp_path):
     assert len(problems) == 3 + 1 + 3  # 3 case problems, 1 case leak, 3 file leaks (image, label, mask)
 
     with pytest.raises(InputError) as e:
-        assert_valid_items([good, bad1, bad2], what="training")
+        assert_valid_items([good, bad1, bad2])
     message = str(e.value)
-    assert message.startswith("training data: 3 problem(s) in 3 case(s)")
+    assert message.startswith("3 problems in the data (3 cases)") and "training" not in message
     for line in (f"{bad1['label']}: origin", f"{bad2['image']}: file not found", f"{bad2['mask']}: empty mask"):
         assert line in message
     assert_valid_items([good])  # no error
@@ -245,3 +245,34 @@ def test_datalist_eight_bit_flag_from_json(tmp_path):
     path.write_text(json.dumps({"training": items[:1], "validation": items[1:], "eight_bit": True}))
     assert check_datalist(path) == []
     assert all("expected 3D" in p for _, p in check_datalist(path, eight_bit=False))
+
+
+def test_training_applies_the_datalist_rules_of_check(tmp_path, caplog):
+    """What assert_valid_items adds with the datalist (the call in every train.json): the same rules as check."""
+    from custom.data.datalist import read_datalist
+
+    good = make_case(tmp_path / "good")
+    other = make_case(tmp_path / "other")
+    leaky = read_datalist(_write_datalist(tmp_path / "leaky.json", training=[good], validation=[other], test=[good]))
+    with pytest.raises(InputError, match="case good is in both training and test"):
+        assert_valid_items(leaky["training"] + leaky["validation"], datalist=leaky)
+    with caplog.at_level("WARNING"):
+        assert_valid_items(leaky["training"] + leaky["validation"], datalist=leaky, allow_overlap=True)
+    assert "case good is in both training and test (data leakage); going on (allow_overlap)" in caplog.text
+    twice = read_datalist(_write_datalist(tmp_path / "twice.json", training=[good, good], validation=[other]))
+    with pytest.raises(InputError, match="case good is listed more than once in training"):
+        assert_valid_items(twice["training"], datalist=twice)
+    no_training = read_datalist(_write_datalist(tmp_path / "none.json", validation=[other]))
+    del no_training["training"]
+    with pytest.raises(InputError, match="no 'training' list"):
+        assert_valid_items(no_training["validation"], datalist=no_training)
+
+
+@pytest.mark.parametrize("training", [["mr.nii.gz"], "mr.nii.gz", [["mr.nii.gz"]]])
+def test_a_datalist_of_file_names_is_refused_when_read(tmp_path, training):
+    from custom.data.datalist import read_datalist
+
+    path = tmp_path / "datalist.json"
+    path.write_text(json.dumps({"training": training}))
+    with pytest.raises(InputError, match=r"datalist.json: .*'training'"):
+        read_datalist(path)

@@ -168,3 +168,24 @@ def test_cli(tmp_path, hu):
     with pytest.raises(SystemExit) as e:
         main(["dicom2nifti", "--src", str(src), "--out", str(out)])
     assert e.value.code == 2
+
+
+def test_a_truncated_slice_is_named(tmp_path, hu):
+    src = tmp_path / "dicom"
+    write_series(src, hu, "1.2.826.0.1.3680043.2.1125.1")
+    bad = sorted(src.iterdir())[2]
+    bad.write_bytes(bad.read_bytes()[:-100])
+    with pytest.raises(InputError, match=rf"{bad}: unreadable DICOM file \(truncated or corrupt\)"):
+        dicom_to_nifti(str(src), str(tmp_path / "ct.nii.gz"))
+
+
+def test_a_dicom_folder_is_one_inference_input(tmp_path, hu):
+    from custom.data.inputs import inference_items
+
+    src = tmp_path / "P7"
+    write_series(src, hu, "1.2.826.0.1.3680043.2.1125.1")
+    assert inference_items(dataset_dir=str(src)) == [{"image": str(src), "case": "P7"}]
+    assert read_image(src)[0].shape == hu.T.shape  # one volume, as the bundles' LoadImaged reads it
+    write_series(src, hu, "1.2.826.0.1.3680043.2.1125.2")
+    with pytest.raises(InputError, match="2 DICOM series in one folder"):
+        inference_items(dataset_dir=str(src))

@@ -64,3 +64,131 @@ def test_a_resumed_run_removes_partial_checkpoints_of_a_killed_one(tmp_path):
     engine.run([0], max_epochs=1)
     assert not os.path.exists(stale)  # removed at start
     assert target.is_file() and other.read_bytes() == b"x"  # the real checkpoint written, nothing else touched
+
+
+def test_a_failed_write_is_an_output_error_naming_the_file_and_leaves_no_folder(tmp_path, monkeypatch):
+    import errno
+
+    import custom.io
+    from custom.io import OutputError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(custom.io.tempfile, "mkstemp", full)
+    target = tmp_path / "new" / "deeper" / "summary.json"
+    with pytest.raises(OutputError, match=r"new/deeper/summary.json: cannot write \(disk full\)"):
+        write_text("{}", target)
+    assert list(tmp_path.iterdir()) == []  # the folders made for it are gone again
+
+
+def test_write_texts_writes_all_or_none(tmp_path, monkeypatch):
+    import errno
+
+    import custom.io
+    from custom.io import OutputError, write_texts
+
+    write_texts({tmp_path / "metrics.csv": "old\n", tmp_path / "summary.json": "{}\n"})
+    real_open = open
+    calls = []
+
+    def open_then_full(file, mode="r", *args, **kwargs):  # the second file hits a full disk
+        calls.append(file)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", file)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(custom.io, "open", open_then_full, raising=False)
+    with pytest.raises(OutputError, match="summary.json: cannot write"):
+        write_texts({tmp_path / "metrics.csv": "new\n", tmp_path / "summary.json": '{"new": 1}\n'})
+    assert (tmp_path / "metrics.csv").read_text() == "old\n"  # the first file, written, was not renamed into place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "summary.json"]
+
+
+def test_a_truncated_nii_gz_is_unreadable_not_zeros(tmp_path):
+    """MONAI's LoadImage falls back on ITK when nibabel fails, and ITK returned zeros for a truncated .nii.gz."""
+    import numpy as np
+
+    from custom.io import InputError, read_image, write_nifti
+
+    path = write_nifti(np.arange(4000).reshape(20, 20, 10), np.eye(4), tmp_path / "mr.nii.gz")
+    data = open(path, "rb").read()
+    for size in (300, len(data) * 2 // 3):
+        (tmp_path / "cut.nii.gz").write_bytes(data[:size])
+        with pytest.raises(InputError, match="cut.nii.gz: unreadable image"):
+            read_image(tmp_path / "cut.nii.gz")
+
+
+def test_a_header_claiming_more_than_the_file_holds_is_refused_before_reading(tmp_path, monkeypatch):
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    from custom.io import InputError, read_image
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((1000, 1000, 1000))
+    header.set_data_dtype(np.int16)
+    (tmp_path / "huge.nii").write_bytes(header.binaryblock + bytes(1004))
+    (tmp_path / "huge.nii.gz").write_bytes(gzip.compress(header.binaryblock + bytes(1004)))
+    monkeypatch.setattr("monai.transforms.LoadImage.__call__", lambda *a, **k: pytest.fail("the data were read"))
+    for name in ("huge.nii", "huge.nii.gz"):
+        with pytest.raises(InputError, match=rf"{name}: the header describes a 1000x1000x1000 int16 image"):
+            read_image(tmp_path / name)
+
+
+def test_a_depth_one_volume_is_written_as_a_volume(tmp_path):
+    import nibabel as nib
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import SaveImage
+
+    from custom.io import AtomicNibabelWriter
+
+    image = MetaTensor(torch.zeros(1, 6, 5, 1), affine=torch.eye(4))
+    SaveImage(output_dir=tmp_path, writer=AtomicNibabelWriter, separate_folder=False, print_log=False)(
+        image, filename=str(tmp_path / "one")
+    )
+    assert nib.load(tmp_path / "one.nii.gz").shape == (6, 5, 1)
+
+
+def test_resuming_from_a_bad_checkpoint_names_it(tmp_path):
+    import torch
+    from ignite.engine import Engine
+
+    from custom.handlers import ResumableCheckpoint
+    from custom.io import InputError
+
+    target = tmp_path / "checkpoint_last.pt"
+    torch.save({"generator": torch.nn.Linear(2, 2).state_dict()}, target)
+    good = target.read_bytes()
+    for content, reason in ((good[:500], "cannot resume from this checkpoint"), (None, "cannot resume")):
+        if content is None:  # a checkpoint of something else: other keys
+            torch.save({"other": torch.nn.Linear(3, 1).state_dict()}, target)
+        else:
+            target.write_bytes(content)
+        engine = Engine(lambda e, b: None)
+        ResumableCheckpoint(str(target), {"generator": torch.nn.Linear(2, 2)}).attach(engine)
+        with pytest.raises(InputError, match=f"checkpoint_last.pt: {reason}"):
+            engine.run([0], max_epochs=1)
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_file(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+    from ignite.engine import Engine
+
+    from custom.handlers import ResumableCheckpoint
+    from custom.io import OutputError
+
+    def full(obj, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    engine = Engine(lambda e, b: None)
+    ResumableCheckpoint(str(tmp_path / "checkpoint_last.pt"), {"net": torch.nn.Linear(2, 2)}).attach(engine)
+    with pytest.raises(OutputError, match=r"checkpoint_last.pt: cannot write \(disk full\)"):
+        engine.run([0], max_epochs=1)
+    assert list(tmp_path.iterdir()) == []

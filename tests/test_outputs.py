@@ -95,3 +95,32 @@ def test_two_inputs_with_one_output_name_are_an_error(heads_datalist, tmp_path):
             output_dir=str(tmp_path / "out"),
         )  # fmt: skip
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_single_slice_stays_a_volume_and_a_dicom_folder_is_one(heads_datalist, tmp_path):
+    """3D means 3D: a volume of depth 1 gives a depth-1 sCT (not a 2D image), and a folder of DICOM slices one sCT
+    volume named after the folder (not one 2D sCT per slice)."""
+    import nibabel as nib
+    import numpy as np
+
+    from custom.inference import run_bundle_inference
+
+    pytest.importorskip("itk")
+    from test_dicom import write_series
+
+    mr = nib.load(first_case(heads_datalist)["image"])
+    volume = np.asarray(mr.dataobj)
+    (tmp_path / "in").mkdir()
+    nib.save(nib.Nifti1Image(volume[:, :, 4:5], mr.affine), tmp_path / "in" / "slice.nii.gz")
+    series = tmp_path / "P7"
+    write_series(series, volume.transpose(2, 1, 0), "1.2.826.0.1.3680043.2.1125.7")  # one .dcm file per slice
+    _untrained_model(tmp_path / "model.pt")
+    model = tmp_path / "model.pt"
+    bundle = ROOT / "bundles" / "pix2pix_ngf"
+    one = run_bundle_inference(bundle, ckpt=model, dataset_dir=str(tmp_path / "in"), output_dir=str(tmp_path / "a"))
+    assert nib.load(one[0]).shape == (*volume.shape[:2], 1)
+    folder = run_bundle_inference(bundle, ckpt=model, dataset_dir=str(series), output_dir=str(tmp_path / "b"))
+    assert [os.path.basename(p) for p in folder] == ["P7_sct.nii.gz"] and os.listdir(tmp_path / "b") == [
+        "P7_sct.nii.gz"
+    ]
+    assert nib.load(folder[0]).shape == volume.shape

@@ -17,12 +17,14 @@ Per case (:func:`check_case`; keys ``image`` = MR, ``label`` = CT, ``mask``, any
 - a CT not in Hounsfield units (max < 300 HU or min > -500 HU: no bone or no air), unless ``eight_bit``.
 
 Over a datalist (:func:`check_datalist`): every split (``training``, ``validation``, ``test``, and the
-``*_mr``/``*_ct`` lists of the unpaired layout), plus items without any image key, and the same case, subject or
-file in two splits (data leakage between training and evaluation).
+``*_mr``/``*_ct`` lists of the unpaired layout), plus the rules of the datalist as a whole that training applies too
+(:func:`datalist_problems`): a ``training`` list, items without any image key, a case listed twice, and the same case,
+subject or file in two splits (data leakage between training and evaluation; a warning with ``allow_overlap``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterable, Sequence
 
@@ -30,7 +32,15 @@ import numpy as np
 
 from custom.io import InputError, read_image
 
-__all__ = ["check_case", "check_items", "check_datalist", "assert_valid_items", "format_table"]
+__all__ = [
+    "intensity_problem",
+    "check_case",
+    "check_items",
+    "check_datalist",
+    "datalist_problems",
+    "assert_valid_items",
+    "format_table",
+]
 
 IMAGE_KEYS = ("image", "label", "mask")
 _NAMES = {"image": "MR", "label": "CT", "mask": "mask"}
@@ -38,6 +48,7 @@ HU_MAX_AT_LEAST = 300.0  # bone
 HU_MIN_AT_MOST = -500.0  # air
 
 Problem = tuple[str, str]
+logger = logging.getLogger(__name__)
 
 
 def _strip(path: str, message: str) -> str:
@@ -99,6 +110,23 @@ def _compare_geometry(
     return problems
 
 
+def intensity_problem(values: np.ndarray, name: str = "CT", hounsfield: bool = False) -> str | None:
+    """What is wrong with the finite ``values`` of an image called ``name``: a constant image (blank), or, with
+    ``hounsfield``, values that cannot be a CT in Hounsfield units (no air below -500 or no bone above 300); ``None``
+    when nothing is. Shared by ``check`` and ``evaluate``."""
+    if not values.size:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        return f"constant {name} (every voxel = {lo:g}): blank image?"
+    if hounsfield and (hi < HU_MAX_AT_LEAST or lo > HU_MIN_AT_MOST):
+        return (
+            f"CT values in [{lo:.4g}, {hi:.4g}] do not look like Hounsfield units (expected air near -1000 and bone "
+            f"above {HU_MAX_AT_LEAST:g}): normalised, shifted or 8-bit CT?"
+        )
+    return None
+
+
 def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_dir: float = 1e-4) -> list[Problem]:
     """All the problems of one datalist item ``{"image": MR, "label": CT, "mask": mask}`` (any key may be absent).
 
@@ -137,18 +165,9 @@ def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_
             if not np.any(values > 0):
                 problems.append((path, "empty mask (no voxel > 0)"))
             continue
-        if values.size and values.min() == values.max():
-            problems.append((path, f"constant {name} (every voxel = {values.min():g}): blank image?"))
-        elif key == "label" and not eight_bit and values.size:
-            lo, hi = float(values.min()), float(values.max())
-            if hi < HU_MAX_AT_LEAST or lo > HU_MIN_AT_MOST:
-                problems.append(
-                    (
-                        path,
-                        f"CT values in [{lo:.4g}, {hi:.4g}] do not look like Hounsfield units (expected air near "
-                        f"-1000 and bone above {HU_MAX_AT_LEAST:g}): normalised, shifted or 8-bit CT?",
-                    )
-                )
+        problem = intensity_problem(values, name, hounsfield=key == "label" and not eight_bit)
+        if problem:
+            problems.append((path, problem))
     reference = "image" if "image" in loaded else "label"
     if reference in loaded:
         ref_path, ref_array, ref_affine = loaded[reference]
@@ -197,13 +216,51 @@ def _leaks(path: str, data: dict, splits: list[str]) -> list[Problem]:
     return problems
 
 
-def check_datalist(datalist_path: str | os.PathLike | dict, eight_bit: bool | None = None) -> list[Problem]:
-    """All the problems of all the cases of every split of a datalist JSON, plus leakage between splits.
+def datalist_problems(data: dict, allow_overlap: bool = False) -> list[Problem]:
+    """The rules of a datalist as a whole, shared by ``check`` and training (:func:`assert_valid_items`):
+
+    - a ``training`` list (``training_mr`` and ``training_ct`` for unpaired data) with at least one case;
+    - every item names an ``image``, ``label`` or ``mask``;
+    - no case listed twice in one split (:func:`custom.data.datalist.repeated_cases`);
+    - no case, subject or file in two splits (data leakage), unless ``allow_overlap`` (then it is logged as a
+      warning).
+
+    (Item types are checked when the file is read: :func:`custom.data.datalist.read_datalist`.)
+    """
+    from custom.data.datalist import datalist_splits, repeated_cases
+
+    splits = datalist_splits(data)
+    path = str(getattr(data, "path", None) or "datalist")
+    problems: list[Problem] = []
+    if "training" not in splits and not {"training_mr", "training_ct"} <= set(splits):
+        problems.append((path, "no 'training' list (or 'training_mr' and 'training_ct' for unpaired data)"))
+    elif not any(data[s] for s in splits):
+        problems.append((path, "no cases (no non-empty list of items such as 'training')"))
+    for split in splits:
+        for n, item in enumerate(data[split]):
+            if not any(k in item for k in IMAGE_KEYS):
+                problems.append((path, f"item {n} of {split} has no 'image', 'label' or 'mask' key"))
+        for case in repeated_cases(data[split]):
+            problems.append((path, f"case {case} is listed more than once in {split}"))
+    leaks = _leaks(path, data, splits)
+    if allow_overlap:
+        for file, problem in leaks:
+            logger.warning(f"{file}: {problem}; going on (allow_overlap)")
+        return problems
+    return problems + leaks
+
+
+def check_datalist(
+    datalist_path: str | os.PathLike | dict, eight_bit: bool | None = None, allow_overlap: bool = False
+) -> list[Problem]:
+    """All the problems of all the cases of every split of a datalist JSON, and of the datalist as a whole
+    (:func:`datalist_problems`).
 
     Args:
         datalist_path: datalist JSON (paths absolute or relative to its folder), or its content as read by
             :func:`custom.data.datalist.read_datalist`.
         eight_bit: 8-bit 2D slices; ``None``: the JSON's ``eight_bit`` (false when absent).
+        allow_overlap: a case in two splits is a warning, not a problem.
 
     Raises:
         InputError: the datalist itself is missing or not valid JSON.
@@ -213,18 +270,9 @@ def check_datalist(datalist_path: str | os.PathLike | dict, eight_bit: bool | No
     data = read_datalist(datalist_path)
     if eight_bit is None:
         eight_bit = bool(data.get("eight_bit", False))
-    splits = datalist_splits(data)
-    path = str(getattr(data, "path", None) or datalist_path)
-    problems: list[Problem] = []
-    if not any(data[s] for s in splits):
-        problems.append((path, "no cases (no non-empty list of items such as 'training')"))
-    for split in splits:
-        for n, item in enumerate(data[split]):
-            if not any(k in item for k in IMAGE_KEYS):
-                problems.append((path, f"item {n} of {split} has no 'image', 'label' or 'mask' key"))
-                continue
-            problems.extend(check_case(item, eight_bit=eight_bit))
-    problems.extend(_leaks(path, data, splits))
+    problems = datalist_problems(data, allow_overlap)
+    for split in datalist_splits(data):
+        problems.extend(check_items(data[split], eight_bit=eight_bit))
     return problems
 
 
@@ -235,12 +283,18 @@ def format_table(problems: Sequence[Problem]) -> str:
     return "\n".join(lines)
 
 
-def assert_valid_items(items: Sequence[dict], eight_bit: bool = False, what: str = "training") -> None:
-    """Raise ONE :class:`InputError` listing every problem of ``items`` (``file: problem``, one per line).
+def assert_valid_items(
+    items: Sequence[dict], eight_bit: bool = False, datalist: dict | None = None, allow_overlap: bool = False
+) -> None:
+    """Raise ONE :class:`InputError` listing every problem of ``items`` (``file: problem``, one per line) and, when
+    given, of the ``datalist`` they come from as a whole (:func:`datalist_problems`, the rules ``check`` applies).
 
     Training and inference call this first, so that a bad case stops the run before hours of work, not in the middle.
     """
-    problems = check_items(items, eight_bit=eight_bit)
+    problems = [] if datalist is None else datalist_problems(datalist, allow_overlap)
+    problems += check_items(items, eight_bit=eight_bit)
+    if len(problems) == 1:
+        raise InputError(f"{problems[0][0]}: {problems[0][1]}")
     if problems:
         lines = "\n".join(f"  {f}: {p}" for f, p in problems)
-        raise InputError(f"{what} data: {len(problems)} problem(s) in {len(items)} case(s):\n{lines}")
+        raise InputError(f"{len(problems)} problems in the data ({len(items)} cases):\n{lines}")

@@ -28,13 +28,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 from custom.io import InputError, write_text
 
 __all__ = [
     "SPLITS",
+    "UNPAIRED_SPLITS",
     "PATH_KEYS",
+    "case_id",
+    "repeated_cases",
     "Datalist",
     "datalist_splits",
     "evaluation_split",
@@ -44,6 +48,7 @@ __all__ = [
 ]
 
 SPLITS = ("training", "validation", "test")
+UNPAIRED_SPLITS = tuple(f"{split}_{domain}" for split in SPLITS for domain in ("mr", "ct"))
 PATH_KEYS = ("image", "label", "mask")  # item keys that hold file paths
 
 
@@ -80,7 +85,8 @@ def read_datalist(path_or_dict: str | os.PathLike | dict) -> dict:
         A :class:`Datalist` whose ``path`` is the file (so that messages can name it), or the dict given.
 
     Raises:
-        InputError: the file is missing, is not JSON, or is not a datalist (a JSON object of item lists).
+        InputError: the file is missing, is not JSON, or is not a datalist (a JSON object of item lists: a split such
+            as ``training`` that is not a list of objects, e.g. a list of file names, is an error).
     """
     if isinstance(path_or_dict, dict):
         return path_or_dict
@@ -96,6 +102,16 @@ def read_datalist(path_or_dict: str | os.PathLike | dict) -> dict:
         raise InputError(f"{path}: unreadable datalist ({e})") from None
     if not isinstance(content, dict):
         raise InputError(f"{path}: not a datalist (expected a JSON object with 'training', 'validation' lists)")
+    for split in SPLITS + UNPAIRED_SPLITS:
+        value = content.get(split, [])
+        if not isinstance(value, list):
+            raise InputError(f"{path}: {split!r} must be a list of cases, got {type(value).__name__}")
+        for n, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise InputError(
+                    f"{path}: item {n} of {split!r} is a {type(item).__name__} ({str(item)[:40]!r}), expected an "
+                    'object such as {"image": "mr.nii.gz", "label": "ct.nii.gz"}'
+                )
     data = Datalist(content)
     data.path = str(path)
     base = path.resolve().parent
@@ -113,6 +129,20 @@ def read_datalist(path_or_dict: str | os.PathLike | dict) -> dict:
             items.append(item)
         data[split] = items
     return data
+
+
+def case_id(item: dict) -> str:
+    """What names the case of a datalist item: its ``case``, else its first file (``image``, ``label``, ``mask``)."""
+    for key in ("case",) + PATH_KEYS:
+        if item.get(key):
+            return str(item[key])
+    return ""
+
+
+def repeated_cases(items: list[dict]) -> list[str]:
+    """The case ids (:func:`case_id`) listed more than once in ``items``, each once, in order."""
+    counts = Counter(case_id(item) for item in items)
+    return [case for case, n in counts.items() if n > 1]
 
 
 def load_datalist(path_or_dict: str | os.PathLike | dict, split: str = "training") -> list[dict]:

@@ -147,6 +147,24 @@ def lps_to_ras_affine(direction: np.ndarray, spacing: np.ndarray, origin: np.nda
     return _LPS_TO_RAS @ affine
 
 
+def _refuse_unreadable_files(src: Path, series: dict[str, dict], identifier: str) -> None:
+    """When a series cannot be read or has gaps, name the DICOM files of ``src`` that are in no series: files with
+    the DICOM preamble (or a ``.dcm`` suffix) that GDCM could not parse, e.g. a truncated slice, which it leaves
+    out of the series without a word."""
+    listed = {os.path.normpath(f) for info in series.values() for f in info["files"]}
+    bad = []
+    for path in sorted(p for p in src.iterdir() if p.is_file() and os.path.normpath(str(p)) not in listed):
+        with open(path, "rb") as f:
+            if f.read(132)[128:] == b"DICM" or path.suffix.lower() == ".dcm":
+                bad.append(str(path))
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise InputError(
+            f"{bad[0]}: unreadable DICOM file{more} (truncated or corrupt), so series {identifier} of {src} is "
+            "incomplete; replace it"
+        )
+
+
 def read_series(src: str | os.PathLike, series: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read one DICOM series of folder ``src`` as ``(float32 array indexed [i, j, k], 4x4 RAS affine)``.
 
@@ -171,6 +189,7 @@ def read_series(src: str | os.PathLike, series: str | None = None) -> tuple[np.n
                 dictionaries = reader.GetMetaDataDictionaryArray()
             image = reader.GetOutput()
         except Exception as e:
+            _refuse_unreadable_files(src, available, identifier)
             message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise InputError(f"{src}: cannot read DICOM series {identifier} ({message})") from None
         direction = np.array(itk.array_from_matrix(image.GetDirection()), dtype=np.float64)
@@ -185,7 +204,11 @@ def read_series(src: str | os.PathLike, series: str | None = None) -> tuple[np.n
             positions = []
         positions = [] if any(p is None for p in positions) else positions
         array = np.array(itk.array_from_image(image), dtype=np.float32)  # [k, j, i]
-    _check_positions(src, identifier, positions, direction, spacing[2])
+    try:
+        _check_positions(src, identifier, positions, direction, spacing[2])
+    except InputError:
+        _refuse_unreadable_files(src, available, identifier)
+        raise
     return np.ascontiguousarray(array.transpose(2, 1, 0)), lps_to_ras_affine(direction, spacing, origin)
 
 

@@ -15,6 +15,7 @@ from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, NUMPY_SUFFIXES, PNG_SUFFIXES
 __all__ = ["inference_items", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES + PNG_SUFFIXES + NUMPY_SUFFIXES
+DICOM_SUFFIXES = (".dcm",)
 
 
 def _is_image(path: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> bool:
@@ -43,6 +44,19 @@ def _case_folder_items(root: Path, image_names: Sequence[str], mask_names: Seque
     return items
 
 
+def _dicom_series_item(root: Path) -> dict:
+    """A folder of DICOM files is one volume (MONAI's ITK reader reads the series), not one image per slice."""
+    from custom.data.dicom import list_series
+
+    series = list_series(root)
+    if len(series) > 1:
+        raise InputError(
+            f"{root}: {len(series)} DICOM series in one folder; convert the one to use with python -m custom "
+            f"dicom2nifti {root} mr.nii.gz --series ID (python -m custom dicom2nifti lists them)"
+        )
+    return {"image": str(root), "case": root.name}
+
+
 def inference_items(
     datalist: str | dict | None = None,
     dataset_dir: str | None = None,
@@ -57,7 +71,8 @@ def inference_items(
     Args:
         datalist: a datalist JSON (``python -m custom datalist``) or its content: its ``split`` list is used.
             Takes precedence over ``dataset_dir``.
-        dataset_dir: one image file (NIfTI, MHA, PNG), a case-folder tree, or a folder of image files.
+        dataset_dir: one image file (NIfTI, MHA, PNG), a case-folder tree, a folder of image files, or a folder of
+            the ``.dcm`` files of one DICOM series (one volume, case = the folder's name).
         split: datalist split; default ``test``, or ``validation`` when ``test`` is empty
             (:func:`custom.data.datalist.evaluation_split`).
         mask: body mask for a single-image ``dataset_dir``.
@@ -66,7 +81,7 @@ def inference_items(
             beside them in a folder are not taken as inputs); default every image type (:data:`IMAGE_SUFFIXES`).
 
     Raises:
-        InputError: nothing given, path missing, or no image found.
+        InputError: nothing given, path missing, no image found, or several DICOM series in one folder.
     """
     if datalist:
         from custom.data.datalist import evaluation_split, read_datalist
@@ -89,6 +104,8 @@ def inference_items(
         return [item]
     if mask:
         raise InputError(f"{mask}: a mask goes with a single input image, not with the folder {root}")
+    if any(_is_image(p, DICOM_SUFFIXES) for p in root.iterdir()):
+        return [_dicom_series_item(root)]
     names = [n.lower() for n in image_names]
     items = _case_folder_items(root, names, [n.lower() for n in mask_names])
     if not items:

@@ -36,7 +36,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from monai.transforms import Randomizable
 
-from custom.io import atomic_write, model_config_path, remove_stale_temp_files, write_text
+from custom.io import InputError, atomic_write, model_config_path, remove_stale_temp_files, short_reason, write_text
 
 __all__ = ["atomic_torch_save", "unwrap", "random_states", "set_random_states", "ResumableCheckpoint", "BestModelSaver"]
 
@@ -169,13 +169,19 @@ class ResumableCheckpoint:
                 logger.info(f"Removed {leftover}, a partial checkpoint of an earlier run.")
         if not self.resume or not os.path.exists(self.save_path):
             return
-        checkpoint = torch.load(self.save_path, map_location=engine.state.device, weights_only=True)
         max_epochs = engine.state.max_epochs
-        Checkpoint.load_objects(to_load=self.save_dict, checkpoint=checkpoint, strict=True)
-        if "random_states" in checkpoint:
-            set_random_states(checkpoint["random_states"], self.random_transforms)
+        try:
+            checkpoint = torch.load(self.save_path, map_location=engine.state.device, weights_only=True)
+            Checkpoint.load_objects(to_load=self.save_dict, checkpoint=checkpoint, strict=True)
+            if "random_states" in checkpoint:
+                set_random_states(checkpoint["random_states"], self.random_transforms)
+        except Exception as e:  # truncated (not by us: we write atomically), foreign, or of another config
+            raise InputError(
+                f"{self.save_path}: cannot resume from this checkpoint ({short_reason(e)}); "
+                "delete it to start again, or train with --resume false"
+            ) from e
         if max_epochs is not None and engine.state.epoch > max_epochs:
-            raise ValueError(
+            raise InputError(
                 f"{self.save_path}: checkpoint is at epoch {engine.state.epoch}, beyond max_epochs={max_epochs}; "
                 "raise --epochs to train further, or delete the checkpoint to start again."
             )

@@ -28,6 +28,8 @@ Use in a bundle's inference config::
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 __all__ = ["PRECISIONS", "prepare_for_inference"]
@@ -60,10 +62,10 @@ def prepare_for_inference(
     device: torch.device | str | None = None,
     channels_last: bool = True,
 ) -> torch.nn.Module:
-    """``network`` converted in place for inference (see the module docstring) and returned.
+    """A copy of ``network`` converted for inference (see the module docstring); ``network`` itself is unchanged.
 
     Args:
-        network: a network whose parameter names must not change (its checkpoint is loaded after this call).
+        network: the network; the copy has the same parameter names (its checkpoint is loaded into the copy).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU only).
         device: where the network runs (default: where it is).
         channels_last: use the channels-last memory layout for 2D and 3D tensors.
@@ -74,7 +76,7 @@ def prepare_for_inference(
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     dtype = PRECISIONS[precision]
-    network.eval()
+    network = copy.deepcopy(network).eval()
     _exact_group_norms(network)
     network.to(device=device, dtype=dtype)
     if precision == "fp16" and next(network.parameters()).device.type == "cpu":
