@@ -32,7 +32,7 @@ format: install
 	$(PY) -m black --line-length 120 custom tests scripts
 
 bench: install
-	$(PY) scripts/bench.py --bundle $(BUNDLE)
+	$(PY) scripts/bench.py --bundle $(BUNDLE) $(ARGS)
 
 # one self-contained zip per bundle in dist/; MODEL=path/to/model.pt BUNDLE=name: that bundle with trained weights
 package: install

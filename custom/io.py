@@ -364,6 +364,17 @@ def sct_file_name(case: str, ext: str = ".nii.gz") -> str:
     return f"{case}_{SCT_POSTFIX}{ext}"
 
 
+def flag(value: Any, name: str) -> bool:
+    """A config switch as a bool: ``True``/``False``, or the strings ``"true"``/``"false"`` (any case) that a
+    command line such as ``--background_io false`` passes (fire keeps lowercase words as strings, and a non-empty string
+    is truthy). Anything else is an :class:`InputError` naming the key."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InputError(f"{name}={value!r}: expected true or false")
+
+
 def check_output_path(path: str | os.PathLike, inputs: Any, what: str = "output") -> None:
     """Refuse an output that is a folder or that would overwrite one of ``inputs`` (paths; symlinks followed, so a link
     to an input is refused too): ``InputError`` naming both, before anything is written."""

@@ -161,6 +161,27 @@ def test_bf16_inference_agrees_with_fp32(trained, request, tmp_path):
     assert outputs["bf16"].std() > 0  # not a constant image that would agree trivially
 
 
+def test_background_io_writes_the_same_outputs(trained, request, tmp_path):
+    """``--background_io true`` (read ahead in a thread, write in the background) writes the same outputs as the
+    default sequential path, and they are complete when the run returns."""
+    bundle, work = trained
+    datalist = datalist_of(request, bundle)
+    outputs = {}
+    for background in (False, True):
+        written = run_bundle_inference(
+            ROOT / "bundles" / bundle,
+            ckpt=work / "models" / "model.pt",
+            datalist=str(datalist),
+            split="validation",
+            output_dir=tmp_path / str(background),
+            background_io=background,
+        )
+        outputs[background] = [_read_output(Path(p)) for p in written]
+    assert len(outputs[True]) == len(outputs[False]) > 0
+    for sequential, background in zip(outputs[False], outputs[True]):
+        np.testing.assert_array_equal(background, sequential)
+
+
 def test_zoo_evaluation_scores_the_trained_model(trained, request):
     """The model zoo's evaluation, `monai.bundle run --config_file "['configs/train.json','configs/evaluate.json']"`,
     trains nothing: it loads the trained model (strictly) into train.json's validation and writes its metrics, and the

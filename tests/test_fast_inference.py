@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,19 @@ def test_a_failed_background_write_is_raised(tmp_path, monkeypatch):
         wait_for_background_writes()
     wait_for_background_writes()  # the error is reported once; nothing is pending
     assert not (tmp_path / "case_sct.nii.gz").exists()
+
+
+def test_switches_read_command_line_words():
+    """``--background_io false`` arrives as the string "false" (fire keeps lowercase words): it must mean off."""
+    from monai.bundle import ConfigParser
+
+    from custom.io import AtomicNibabelWriter, flag
+
+    assert flag("false", "x") is False and flag("True", "x") is True and flag(False, "x") is False
+    with pytest.raises(InputError, match="background_io='yes': expected true or false"):
+        flag("yes", "background_io")
+    parser = ConfigParser()
+    parser.read_config(str(Path(__file__).resolve().parents[1] / "bundles/pix2pix_ngf/configs/inference.json"))
+    for word, writer in (("false", AtomicNibabelWriter), ("true", BackgroundNibabelWriter)):
+        parser["background_io"] = word
+        assert parser.get_parsed_content("writer", lazy=False) is writer

@@ -1,7 +1,7 @@
 """Writing sCT volumes in a background thread while the next volume is computed, and waiting for them at the end.
 
 Compressing and writing a 256 x 256 x 180 int16 NIfTI takes about a second on a CPU; zlib and file I/O release the
-GIL, so a thread overlaps it with the network's work on the next volume of a folder. At most ``max_pending`` writes
+GIL, so a thread overlaps it with the network's work on the next volume of a folder. At most ``MAX_PENDING`` writes
 wait at a time (each holds one volume in memory). Writes stay atomic (:func:`custom.io.atomic_write`), and an error
 in a write (full disk, read-only folder) is raised in the run, at the next write or when the run completes.
 
@@ -67,9 +67,20 @@ class BackgroundNibabelWriter(AtomicNibabelWriter):
         _submit(super().write, filename, verbose=verbose, **obj_kwargs)
 
 
+def _finish_earlier_writes(_engine: Engine) -> None:
+    """Writes left by an earlier run in this process that failed before it completed: finish them before this run
+    starts; their errors belong to that run, which has already stopped with its own error."""
+    try:
+        wait_for_background_writes()
+    except Exception:  # noqa: BLE001 - reported by the failed run, not this one
+        pass
+
+
 class BackgroundWrites:
     """Ignite handler: when the engine completes, wait for its background writes (and raise a write's error), so the
-    outputs exist when the run returns and for the handlers attached after this one (e.g. evaluation)."""
+    outputs exist when the run returns and for the handlers attached after this one (e.g. evaluation). When it starts,
+    writes left by an earlier failed run are finished first, so their errors do not surface in this run."""
 
     def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, _finish_earlier_writes)
         engine.add_event_handler(Events.COMPLETED, lambda _engine: wait_for_background_writes())

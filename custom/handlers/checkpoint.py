@@ -178,7 +178,7 @@ class ResumableCheckpoint:
         except Exception as e:  # truncated (not by us: we write atomically), foreign, or of another config
             raise InputError(
                 f"{self.save_path}: cannot resume from this checkpoint ({short_reason(e)}); "
-                "delete it to start again, or train with --resume false"
+                "delete it to start again, or train with --resume False"
             ) from e
         if max_epochs is not None and engine.state.epoch > max_epochs:
             raise InputError(

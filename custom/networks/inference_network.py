@@ -71,10 +71,12 @@ def prepare_for_inference(
         channels_last: use the channels-last memory layout for 2D and 3D tensors.
 
     Raises:
-        ValueError: an unknown precision, or fp16 on a CPU.
+        ValueError: an unknown precision, fp16 on a CPU, or a channels_last that is not a bool.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"channels_last {channels_last!r}: expected True or False")
     dtype = PRECISIONS[precision]
     network = copy.deepcopy(network).eval()
     _exact_group_norms(network)
