@@ -298,8 +298,12 @@ def write_texts(texts: Mapping[str | os.PathLike, str]) -> list[str]:
     with ExitStack() as stack:
         temporaries = {path: stack.enter_context(atomic_write(path)) for path in texts}
         for path, tmp in temporaries.items():
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                f.write(texts[path])
+            try:
+                with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                    f.write(texts[path])
+            except OSError as e:  # named here: the contexts unwind last-in-first-out and would name another file
+                reason = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
+                raise OutputError(f"{path}: cannot write ({reason})") from e
     return [str(path) for path in texts]
 
 

@@ -103,6 +103,11 @@ def test_write_texts_writes_all_or_none(tmp_path, monkeypatch):
         write_texts({tmp_path / "metrics.csv": "new\n", tmp_path / "summary.json": '{"new": 1}\n'})
     assert (tmp_path / "metrics.csv").read_text() == "old\n"  # the first file, written, was not renamed into place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "summary.json"]
+    calls.clear()
+    calls.append("the next write is the first file's")  # now the first file hits the full disk: it is the one named
+    with pytest.raises(OutputError, match="metrics.csv: cannot write"):
+        write_texts({tmp_path / "metrics.csv": "new\n", tmp_path / "summary.json": '{"new": 1}\n'})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "summary.json"]
 
 
 def test_a_truncated_nii_gz_is_unreadable_not_zeros(tmp_path):
