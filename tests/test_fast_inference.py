@@ -160,3 +160,15 @@ def test_switches_read_command_line_words():
     for word, writer in (("false", AtomicNibabelWriter), ("true", BackgroundNibabelWriter)):
         parser["background_io"] = word
         assert parser.get_parsed_content("writer", lazy=False) is writer
+
+
+@pytest.mark.parametrize("bundle", ["pix2pix_ngf", "cyclegan_cc", "mask2ct_lung", "swin_pix2pix_3d"])
+def test_inference_config_takes_the_device_as_text(bundle):
+    """MONAI Label sets ``device`` to a string ("cpu", "cuda"): the inferer and the prepared network still build."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(Path(__file__).resolve().parents[1] / "bundles" / bundle / "configs" / "inference.json"))
+    parser["device"] = "cpu"
+    assert parser.get_parsed_content("inferer") is not None
+    assert parser.get_parsed_content("network") is not None
