@@ -326,6 +326,13 @@ def _exit_on_user_error(kind: type[BaseException], error: BaseException, traceba
         sys.__excepthook__(kind, error, traceback)
         return
     print(f"error: {message}", file=sys.stderr)
+    # os._exit skips the interpreter's join of the background writer: let a write in progress finish (atomically)
+    writes = sys.modules.get("custom.handlers.background_writes")
+    if writes is not None:
+        try:
+            writes.wait_for_background_writes()
+        except Exception:  # noqa: BLE001 - the run already failed with the error printed above
+            pass
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
