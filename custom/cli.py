@@ -71,19 +71,23 @@ def _printed(target: str) -> Callable:
 
 
 def check(datalist: str, eight_bit: bool | None = None, allow_overlap: bool = False):
-    """Check every case of a datalist; print a table of every problem. Exit code 0 if none, 1 otherwise.
+    """Check every case of a datalist; print a table of every problem. Exit code 0 if none, 1 otherwise. For 8-bit
+    data it also warns of subjects whose CTs were windowed differently (the exit code does not change).
 
     Args:
         datalist: datalist JSON.
         eight_bit: 8-bit 2D PNG slices (default: the datalist's own eight_bit flag).
         allow_overlap: a case in two splits (e.g. training and test) is a warning, not a problem.
     """
-    from custom.data.check import check_datalist, format_table
+    from custom.data.check import check_datalist, ct_level_warnings, format_table
     from custom.data.datalist import datalist_splits, read_datalist
 
     data = read_datalist(datalist)
     problems = check_datalist(data, eight_bit=eight_bit, allow_overlap=bool(allow_overlap))
     n_cases = sum(len(data[s]) for s in datalist_splits(data))
+    if bool(data.get("eight_bit", False)) if eight_bit is None else eight_bit:
+        for file, warning in ct_level_warnings(data):
+            print(f"WARNING {file}: {warning}")
     if not problems:
         print(f"OK: {n_cases} cases, no problems")
         return 0

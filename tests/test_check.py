@@ -276,3 +276,34 @@ def test_a_datalist_of_file_names_is_refused_when_read(tmp_path, training):
     path.write_text(json.dumps({"training": training}))
     with pytest.raises(InputError, match=r"datalist.json: .*'training'"):
         read_datalist(path)
+
+
+def test_a_subject_with_another_ct_window_is_named(tmp_path, capsys):
+    """8-bit CTs of one subject windowed differently (every soft-tissue level +60): ``check`` warns and names that
+    subject only, without failing (exit code 0)."""
+    from custom.cli import main
+
+    rng = np.random.default_rng(5)
+    items = []
+    for subject, shift in (("1", 0), ("2", 5), ("3", -4), ("4", 60)):
+        for n in range(2):
+            mr, ct = tmp_path / f"mr_{subject}_{n}.png", tmp_path / f"ct_{subject}_{n}.png"
+            write_png(rng.integers(0, 256, (24, 24)), mr)
+            tissue = np.clip(rng.normal(100 + shift, 10, (24, 24)), 20, 249)
+            tissue[:4] = 0  # air
+            tissue[-3:] = 255  # saturated bone
+            write_png(np.round(tissue), ct)
+            items.append({"image": str(mr), "label": str(ct), "case": f"{subject}_{n}", "subject": subject})
+    path = tmp_path / "datalist.json"
+    path.write_text(json.dumps({"training": items[:6], "validation": items[6:], "eight_bit": True}))
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--datalist", str(path)])
+    assert e.value.code == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "subject 4:" in warnings[0] and "window" in warnings[0], warnings
+    # the same data with every subject in the same window: no warning
+    for item in items[6:]:
+        write_png(np.clip(np.round(rng.normal(100, 10, (24, 24))), 20, 249), item["label"])
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--datalist", str(path)])
+    assert e.value.code == 0 and "WARNING" not in capsys.readouterr().out

@@ -20,6 +20,7 @@ Over a datalist (:func:`check_datalist`): every split (``training``, ``validatio
 ``*_mr``/``*_ct`` lists of the unpaired layout), plus the rules of the datalist as a whole that training applies too
 (:func:`datalist_problems`): a ``training`` list, items without any image key, a case listed twice, and the same case,
 subject or file in two splits (data leakage between training and evaluation; a warning with ``allow_overlap``).
+For 8-bit data, :func:`ct_level_warnings` also names subjects whose CTs were windowed differently (a warning).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "check_case",
     "check_items",
     "check_datalist",
+    "ct_level_warnings",
     "datalist_problems",
     "assert_valid_items",
     "format_table",
@@ -46,6 +48,8 @@ IMAGE_KEYS = ("image", "label", "mask")
 _NAMES = {"image": "MR", "label": "CT", "mask": "mask"}
 HU_MAX_AT_LEAST = 300.0  # bone
 HU_MIN_AT_MOST = -500.0  # air
+EIGHT_BIT_SOFT_TISSUE = (20, 249)  # 8-bit CT grey levels that are neither air (0) nor saturated bone (255)
+EIGHT_BIT_LEVEL_TOLERANCE = 30.0
 
 Problem = tuple[str, str]
 logger = logging.getLogger(__name__)
@@ -274,6 +278,57 @@ def check_datalist(
     for split in datalist_splits(data):
         problems.extend(check_items(data[split], eight_bit=eight_bit))
     return problems
+
+
+def ct_level_warnings(data: dict, tolerance: float = EIGHT_BIT_LEVEL_TOLERANCE) -> list[Problem]:
+    """Subjects of an 8-bit datalist whose CTs were windowed differently from the others' (warnings, not problems).
+
+    8-bit CTs are windowed per export, and a different window shifts every tissue's grey level. Per subject (the items'
+    ``subject``, else ``case``), the level of the CT's soft tissue is the median of its grey levels between
+    ``EIGHT_BIT_SOFT_TISSUE`` (neither air nor saturated bone); a subject whose level is more than ``tolerance`` from
+    the median of all subjects' levels is reported. The MR cannot tell the windows apart, so such a subject teaches the
+    model inconsistent intensities: on the AANLIB dev subset (soft-tissue levels 89-111, one subject 158), training
+    with the outlier made a test subject's soft tissue 21 levels too bright (``bundles/pix2pix_ngf/docs/
+    experiments.md``). Use it for validation, or leave it out. Needs at least three subjects.
+
+    Returns:
+        ``[(first CT file of the subject, message), ...]``.
+    """
+    from custom.data.datalist import datalist_splits
+
+    cts: dict[str, list[str]] = {}
+    for split in datalist_splits(data):
+        for item in data[split]:
+            if isinstance(item.get("label"), str):
+                subject = str(item.get("subject", item.get("case", item["label"])))
+                cts.setdefault(subject, []).append(item["label"])
+    lo, hi = EIGHT_BIT_SOFT_TISSUE
+    levels: dict[str, float] = {}
+    for subject, files in cts.items():
+        values = [a[(a >= lo) & (a <= hi)] for a in (_readable(f) for f in files) if a is not None]
+        values = [v for v in values if v.size]
+        if values:
+            levels[subject] = float(np.median(np.concatenate(values)))
+    if len(levels) < 3:
+        return []
+    typical = float(np.median(list(levels.values())))
+    return [
+        (
+            cts[subject][0],
+            f"subject {subject}: CT soft-tissue grey level {level:.0f}, the subjects' median {typical:.0f}: a CT "
+            "window that differs from the others'? (it teaches inconsistent intensities; use it for validation, or "
+            "leave it out)",
+        )
+        for subject, level in levels.items()
+        if abs(level - typical) > tolerance
+    ]
+
+
+def _readable(path: str) -> np.ndarray | None:
+    try:
+        return read_image(path, ndim=2)[0]
+    except InputError:  # reported by check_case
+        return None
 
 
 def format_table(problems: Sequence[Problem]) -> str:
