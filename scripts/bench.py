@@ -4,7 +4,8 @@ Prints, side by side for fp32 and bf16 (the inference configs' ``precision``), a
 - the network alone: seconds per 3D MR volume (``--shape``, default 256 x 256 x 180) through the bundle's inferer, with
   the network as inference prepares it (bundles whose 2D network runs on whole slices, e.g. mask2ct_lung: per 2D
   input of the first two sizes); its FLOPs; the machine's measured 3x3-convolution peak; the time the FLOPs would take
-  at that peak and its ratio to the measured time;
+  at that peak and its ratio to the measured time; for bundles that crop to the body mask (``CropToMaskInferer``),
+  also on the procedural head's mask box, as inference runs a case that has a mask;
 - end to end (``python -m custom infer`` in a fresh process, imports and I/O included): one volume, and a folder of
   ``--folder`` volumes per volume, with peak memory; on procedural heads made once under ``--work``;
 - with ``--canonical <checkout>``: canonical pix2pix's ``unet_256`` generator on the same volume, one slice at a time;
@@ -27,12 +28,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from monai.bundle import ConfigParser
 from monai.data.utils import dense_patch_slices
 from monai.inferers import SliceInferer
 from torch.utils.data import DataLoader
 
+from custom.inferers import CropToMaskInferer, mask_bounding_box
 from custom.networks import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,9 +77,17 @@ def _parsed(configs: Path, overrides: dict | None = None) -> ConfigParser:
     return parser
 
 
-def bench_network(configs: Path, shape: tuple[int, ...], precision: str, repeats: int, overrides: dict | None = None):
+def bench_network(
+    configs: Path,
+    shape: tuple[int, ...],
+    precision: str,
+    repeats: int,
+    overrides: dict | None = None,
+    mask: torch.Tensor | None = None,
+):
     """Seconds per volume (best of ``repeats``) of the bundle's inferer and network (as inference prepares it, random
-    weights), and the network's FLOPs per volume: torch's count for one window times the windows the inferer ran."""
+    weights), and the network's FLOPs per volume: torch's count for one window times the windows the inferer ran.
+    ``mask`` (1, 1, *shape): a body mask handed to the inferer, as inference does for a case with one."""
     from torch.utils.flop_counter import FlopCounterMode
 
     parser = _parsed(configs, {**(overrides or {}), "precision": precision, "device": "$torch.device('cpu')"})
@@ -97,7 +108,7 @@ def bench_network(configs: Path, shape: tuple[int, ...], precision: str, repeats
         for _ in range(repeats):
             windows.clear()
             start = time.perf_counter()
-            inferer(volume, counted)
+            inferer(volume, counted, **({} if mask is None else {"mask": mask}))
             seconds = min(seconds, time.perf_counter() - start)
         with FlopCounterMode(display=False) as counter:
             network(torch.zeros(1, *windows[0][1:]))
@@ -214,6 +225,17 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
         f"(sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, overlap {getattr(inferer, 'overlap', '-')}); "
         f"{torch.get_num_threads()} threads"
     )
+    if isinstance(inferer, CropToMaskInferer) and len(shape) == 3:  # a case with a body mask: the head's box only
+        import nibabel as nib
+
+        work = Path(args.work or Path(tempfile.gettempdir()) / "sct-bench")
+        mask_file = _bench_cases(work, tuple(args.shape), args.folder) / "1HD001" / "mask.nii.gz"
+        mask = torch.as_tensor(np.asarray(nib.load(mask_file).dataobj) > 0)[None, None].float()
+        box = "x".join(str(b.stop - b.start) for b in mask_bounding_box(mask))
+        for p in precisions:
+            seconds, box_flops, _, _ = bench_network(configs, tuple(args.shape), p, args.repeats, mask=mask)
+            rows[p][f"network only, head with its mask (box {box}), s per volume"] = f"{seconds:.2f}"
+        print(f"with the head's mask, the network runs on its box {box}: {box_flops / 1e12:.2f} TFLOP")
     if args.end_to_end and len(shape) == 3:  # MR volumes in, sCT volumes out
         work = Path(args.work or Path(tempfile.gettempdir()) / "sct-bench")
         data = _bench_cases(work, tuple(args.shape), args.folder)
@@ -343,7 +365,7 @@ def main() -> None:
     if not args.skip_training:
         bench_training(configs, args.batch, args.iterations)
     inference = ConfigParser.load_config_file(str(configs / "inference.json"))
-    if inference.get("inferer", {}).get("_target_") in ("SlidingWindowInferer", "monai.inferers.SlidingWindowInferer"):
+    if "sw_overlap" in inference:  # a sliding-window bundle (swin_pix2pix_3d)
         sliding_window_sweep(args.bundle, configs, tuple(args.sweep_shape))
 
 

@@ -63,7 +63,7 @@ def test_prepared_3d_swin_network_matches():
     prepared.load_state_dict(reference.state_dict(), strict=True)
     x = torch.rand(1, 1, 64, 64, 64)
     with torch.inference_mode():
-        torch.testing.assert_close(prepared(x), reference(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(prepared(x), reference(x), atol=5e-4, rtol=1e-3)
 
 
 def test_bf16_runs_in_bfloat16_and_returns_float32():

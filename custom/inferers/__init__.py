@@ -1,0 +1,6 @@
+"""Inference helpers MONAI lacks: run an inferer on the body only, and hand it the body mask from the batch."""
+
+from custom.inferers.crop_to_mask import CropToMaskInferer, mask_bounding_box
+from custom.inferers.prepare_batch import PrepareBatchWithMask
+
+__all__ = ["CropToMaskInferer", "mask_bounding_box", "PrepareBatchWithMask"]
