@@ -119,7 +119,8 @@ def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int, ov
     """One line: seconds per volume (fp32) through the bundle's inferer; used by the sliding-window sweep."""
     seconds, _, shape, inferer = bench_network(configs, shape, "fp32", repeats, overrides)
     print(
-        f"inference: {seconds:.2f} s per volume {shape} (sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, "
+        f"inference: {seconds:.2f} s per volume {shape} "
+        f"(sw_batch_size {getattr(getattr(inferer, 'inferer', inferer), 'sw_batch_size', 1)}, "
         f"{torch.get_num_threads()} threads); peak RSS so far {peak_rss_mb():.0f} MB"
     )
     return seconds
@@ -220,9 +221,10 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
         rows[p]["conv peak, GFLOP/s (measured)"] = f"{peaks[p]:.0f}"
         rows[p]["limit at conv peak, s"] = f"{limit:.2f}"
         rows[p]["ratio limit / network"] = f"{limit / seconds:.0%}"
+    windows = getattr(inferer, "inferer", inferer)  # the sliding window inside a CropToMaskInferer
     print(
         f"network: {flops / 1e12:.2f} TFLOP per volume {shape}; inferer {type(inferer).__name__} "
-        f"(sw_batch_size {getattr(inferer, 'sw_batch_size', 1)}, overlap {getattr(inferer, 'overlap', '-')}); "
+        f"(sw_batch_size {getattr(windows, 'sw_batch_size', 1)}, overlap {getattr(windows, 'overlap', '-')}); "
         f"{torch.get_num_threads()} threads"
     )
     if isinstance(inferer, CropToMaskInferer) and len(shape) == 3:  # a case with a body mask: the head's box only
