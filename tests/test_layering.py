@@ -1,6 +1,6 @@
 """The package's layering, read from the source: what may import what, and where printing and argument parsing live.
 
-- engines, losses and networks (the training math) import nothing from data, metrics, scoring, inference, handlers or
+- engines, losses, networks and inferers (the training and inference math) import nothing from data, metrics, scoring, inference, handlers or
   the command line;
 - metrics (array code) import no data code, no file scoring and no command line;
 - only ``custom/cli.py`` parses arguments or prints.
@@ -19,6 +19,7 @@ FORBIDDEN = {
     "engines": TRAINING_MATH,
     "losses": TRAINING_MATH,
     "networks": TRAINING_MATH,
+    "inferers": TRAINING_MATH,
     "metrics": ("custom.data", "custom.scoring", "custom.inference", "custom.handlers", "custom.cli", "custom.io"),
 }
 

@@ -6,6 +6,8 @@ A sliding window over a whole head volume spends most of its windows on air: on 
 windows at 50 % overlap number 245 over the volume and 100 over the head's box. The sCT outside the body mask is set
 to air afterwards anyway (``custom.transforms.FillOutsideMaskd``), so the voxels this skips are never used; inside the
 box the windows are laid out from the box's corner instead of the volume's, a different but equally valid tiling.
+nnU-Net crops to the non-zero region of the image before inference for the same reason (Isensee et al., "nnU-Net",
+Nature Methods 2021).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def mask_bounding_box(mask: torch.Tensor, margin: int | Sequence[int] = 0) -> tu
         raise ValueError(f"mask_bounding_box: margin {margin} must be >= 0, one value or one per spatial dim.")
     inside = (mask > 0).flatten(0, 1).any(0)
     if not bool(inside.any()):
-        raise ValueError("CropToMaskInferer: the body mask is empty (no voxel > 0).")
+        raise ValueError("mask_bounding_box: the body mask is empty (no voxel > 0).")
     box = []
     for dim, (size, grow) in enumerate(zip(spatial, margins)):
         hits = torch.nonzero(inside.any(dim=tuple(d for d in range(len(spatial)) if d != dim))).flatten()
