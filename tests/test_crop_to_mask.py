@@ -3,7 +3,6 @@ swin_pix2pix_3d's inference runs through both when the case has a mask."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from conftest import ROOT
