@@ -289,7 +289,8 @@ def ct_level_warnings(data: dict, tolerance: float = EIGHT_BIT_LEVEL_TOLERANCE) 
     the median of all subjects' levels is reported. The MR cannot tell the windows apart, so such a subject teaches the
     model inconsistent intensities: on the AANLIB dev subset (soft-tissue levels 89-111, one subject 158), training
     with the outlier made a test subject's soft tissue 21 levels too bright (``bundles/pix2pix_ngf/docs/
-    experiments.md``). Use it for validation, or leave it out. Needs at least three subjects.
+    experiments.md``). As the validation subject it is no cure either: its brighter CTs make model selection favour a
+    brighter brain (same document). Leave it out, or re-window its CTs. Needs at least three subjects.
 
     Returns:
         ``[(first CT file of the subject, message), ...]``.
@@ -316,8 +317,8 @@ def ct_level_warnings(data: dict, tolerance: float = EIGHT_BIT_LEVEL_TOLERANCE) 
         (
             cts[subject][0],
             f"subject {subject}: CT soft-tissue grey level {level:.0f}, the subjects' median {typical:.0f}: a CT "
-            "window that differs from the others'? (it teaches inconsistent intensities; use it for validation, or "
-            "leave it out)",
+            "window that differs from the others'? (in training it teaches inconsistent intensities, in validation "
+            "it biases model selection; leave it out or re-window its CTs)",
         )
         for subject, level in levels.items()
         if abs(level - typical) > tolerance
