@@ -14,7 +14,13 @@ checkerboard score of its test sCTs next to their CTs' (``custom.metrics.checker
 lattice artefact). The figures show the shared data, so they stay in the work folder, out of the repository.
 
 ``--epochs N`` replaces the time budget by a fixed number of epochs (a comparison that does not depend on what else the
-machine runs). Usage (from the repository root; one training at a time, as the machine has 2 cores)::
+machine runs). ``--every-epoch`` also saves the generator after every epoch and scores each one on the validation and
+test subjects (``<run>/epochs.json``, about 15 s per epoch); the report then adds, per variant, the test scores of the
+epochs from ``--from-epoch`` on (mean and standard deviation over epochs, averaged over seeds) and of the last epoch.
+This is for diagnosis: a run's test score can swing by several grey levels from one epoch to the next, so one selected
+epoch per seed says little about a recipe. Test scores never choose the model.
+
+Usage (from the repository root; one training at a time, as the machine has 2 cores)::
 
     .venv/bin/python scripts/experiment_quality.py --work /tmp/quality --minutes 25 --seeds 0 \\
         --variant quick=train_quick.json
@@ -51,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--val",
         default="20",
-        help="validation subjects (model selection); 20 by default: its CT window differs from the others' (soft-tissue "
-        "grey level 158 against 89-111), which teaches a brighter brain when it is a training subject",
+        help="validation subjects (model selection); 20 by default: its CT window differs from the others' "
+        "(soft-tissue grey level 158 against 89-111), which teaches a brighter brain when it is a training subject",
     )
     p.add_argument("--test", default="28", help="test subjects (never seen by training or model selection)")
     p.add_argument("--minutes", type=float, default=25.0, help="training budget per run (wall clock)")
@@ -60,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variant", action="append", required=True, help="NAME=config.json[,config.json...]")
     p.add_argument("--compare", action="append", default=[], help="A:B, paired per-slice differences A - B")
+    p.add_argument("--every-epoch", action="store_true", help="save and score every epoch's generator (diagnosis)")
+    p.add_argument("--from-epoch", type=int, default=10, help="with --every-epoch: summarise the epochs from this on")
     args = p.parse_args(argv)
     for folder in (args.data, args.tools):
         if not folder.is_dir():
@@ -89,9 +97,11 @@ def run(cmd: list[str], log: Path) -> float:
     return time.time() - start
 
 
-def eval2d(args: argparse.Namespace, pred: Path, pattern: str, out: Path, log: Path) -> dict:
+def eval2d(
+    args: argparse.Namespace, pred: Path, pattern: str, out: Path, log: Path, subjects: str | None = None
+) -> dict:
     cmd = [sys.executable, args.tools / "eval2d.py", "--pred", pred, "--gt", args.data / "CT"]
-    cmd += ["--mr", args.data / "MRI", "--manifest", args.data / "manifest.csv", "--subjects", args.test]
+    cmd += ["--mr", args.data / "MRI", "--manifest", args.data / "manifest.csv", "--subjects", subjects or args.test]
     cmd += ["--pred-pattern", pattern]
     run(cmd + ["--per-slice", "--out", out], log)
     return json.loads(out.read_text())
@@ -128,11 +138,48 @@ def test_figure(args: argparse.Namespace, pred: Path, out: Path, rows: int = 4) 
     }
 
 
+# A validation handler list that also saves the generator after every epoch (models/epochs/g_model_epoch=N.pt).
+SAVE_EVERY_EPOCH = {
+    "validate#handlers": [
+        "@validate#best_model_saver",
+        {"_target_": "StatsHandler", "iteration_log": False},
+        {"_target_": "CheckpointSaver", "save_dir": "$@ckpt_dir + '/epochs'", "save_dict": {"model": "@generator"},
+         "save_interval": 1, "epoch_level": True, "n_saved": None, "file_prefix": "g"},
+    ]
+}  # fmt: skip
+
+
+def score_epochs(args: argparse.Namespace, datalist: Path, work: Path) -> dict:
+    """Validation and test scores of every saved epoch's generator: ``{epoch: {"val": means, "test": means}}``."""
+    out_path = work / "epochs.json"
+    scores = json.loads(out_path.read_text()) if out_path.exists() else {}
+    data = json.loads(datalist.read_text())
+    both = work / "datalist_val_test.json"  # one inference per epoch for both subjects
+    both.write_text(json.dumps({**data, "test": data["validation"] + data["test"]}))
+    record = (work / "models" / "model.json").read_text()  # the network's config, the same for every epoch
+    snapshots = {int(re.search(r"=(\d+)\.pt$", p.name)[1]): p for p in (work / "models" / "epochs").glob("*.pt")}
+    for epoch in sorted(set(snapshots) - {int(e) for e in scores}):
+        snapshot = snapshots[epoch]
+        snapshot.with_suffix(".json").write_text(record)
+        pred = work / "epoch_pred" / str(epoch)
+        infer = [sys.executable, "-m", "custom", "infer", "--bundle", CONFIGS.parent, "--ckpt", snapshot]
+        run(infer + ["--datalist", both, "--split", "test", "--output", pred], work / "epochs.log")
+        row = {}
+        for split, subjects in (("val", args.val), ("test", args.test)):
+            out = pred / f"eval_{split}.json"
+            row[split] = eval2d(args, pred, "{stem}_sct.png", out, work / "epochs.log", subjects)["subject_mean"]
+        scores[str(epoch)] = row
+        out_path.write_text(json.dumps(scores, indent=1) + "\n")
+    return scores
+
+
 def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: int) -> dict:
     work = args.work / f"{name}_seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "eval.json").exists():
         configs = [CONFIGS / "train.json", CONFIGS / "train_png2d.json", *args.variants[name]]
+        if args.every_epoch:
+            configs.append(args.work / "save_every_epoch.json")
         train = [sys.executable, "-m", "monai.bundle", "run", "training"]
         train += ["--config_file", str([str(c) for c in configs]), "--bundle_root", work, "--datalist", datalist]
         train += ["--ckpt_dir", work / "models"]
@@ -148,6 +195,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
     if not (work / "checkerboard.json").exists():
         (work / "checkerboard.json").write_text(json.dumps(test_figure(args, work / "pred", work / "figure_test.png")))
     checkerboard = json.loads((work / "checkerboard.json").read_text())
+    epochs = score_epochs(args, datalist, work) if args.every_epoch else {}
     log = (work / "train.log").read_text(encoding="utf-8", errors="replace")
     return {
         "variant": name,
@@ -157,6 +205,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         "subject_mean": result["subject_mean"],
         **checkerboard,
         "slices": {row["file"]: {k: row[k] for k in METRICS} for row in result["slices"]},
+        "epoch_scores": epochs,
     }
 
 
@@ -209,6 +258,24 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + f" | {board} |")
     for name, summary in floors.items():
         lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " | |")
+    if args.every_epoch:
+        keys = ("mae", "ssim", "bone_dice")
+        lines += ["", f"Test scores of the epochs from {args.from_epoch} on (mean ± sd over epochs, averaged"
+                  " over seeds) and of the last epoch (averaged over seeds):", ""]  # fmt: skip
+        lines += ["| method | epochs | " + " | ".join(f"{k}, epochs" for k in keys) + " | "
+                  + " | ".join(f"{k}, last" for k in keys) + " |", "|---" * 8 + "|"]  # fmt: skip
+        for name in args.variants:
+            runs = [r["epoch_scores"] for r in results if r["variant"] == name and r.get("epoch_scores")]
+            if not runs:
+                continue
+            spans = [{k: [s["test"][k] for e, s in ep.items() if int(e) >= args.from_epoch] for k in keys}
+                     for ep in runs]  # fmt: skip
+            last = [ep[max(ep, key=int)]["test"] for ep in runs]
+            cells = [f"{np.mean([np.mean(s[k]) for s in spans]):.4g} ± {np.mean([np.std(s[k]) for s in spans]):.2g}"
+                     for k in keys]  # fmt: skip
+            cells += [f"{np.mean([x[k] for x in last]):.4g}" for k in keys]
+            counts = "/".join(str(len(s["mae"])) for s in spans)
+            lines.append(f"| {name} | {counts} | " + " | ".join(cells) + " |")
     for c in comparisons:
         lines += ["", f"Paired per-slice differences {c['a']} − {c['b']} (seeds {c['seeds']}, 95% CI):", ""]
         lines += ["| metric | mean | 95% CI | slices where " + c["a"] + " is better |", "|---|---|---|---|"]
@@ -234,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             run(cmd + ["--fit-split", fit, "--apply-split", args.test], args.work / "log.txt")
             eval2d(args, args.work / "floors" / name, "{stem}.png", out, args.work / "log.txt")
         floors[name] = json.loads(out.read_text())["subject_mean"]
+    if args.every_epoch:
+        (args.work / "save_every_epoch.json").write_text(json.dumps(SAVE_EVERY_EPOCH, indent=1) + "\n")
     results = [train_and_score(args, datalist, name, seed) for seed in args.seeds for name in args.variants]
     comparisons = [paired(results, a, b) for a, b in args.pairs]
     report = {"settings": {k: str(v) for k, v in vars(args).items()}, "results": results, "floors": floors}
