@@ -138,11 +138,10 @@ def test_figure(args: argparse.Namespace, pred: Path, out: Path, rows: int = 4) 
     }
 
 
-# A validation handler list that also saves the generator after every epoch (models/epochs/g_model_epoch=N.pt).
+# Appended to the validation handlers (MONAI's "+" merge key): save the generator after every epoch
+# (models/epochs/g_model_epoch=N.pt).
 SAVE_EVERY_EPOCH = {
-    "validate#handlers": [
-        "@validate#best_model_saver",
-        {"_target_": "StatsHandler", "iteration_log": False},
+    "+validate#handlers": [
         {"_target_": "CheckpointSaver", "save_dir": "$@ckpt_dir + '/epochs'", "save_dict": {"model": "@generator"},
          "save_interval": 1, "epoch_level": True, "n_saved": None, "file_prefix": "g"},
     ]
