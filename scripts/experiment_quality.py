@@ -152,12 +152,15 @@ def score_epochs(args: argparse.Namespace, datalist: Path, work: Path) -> dict:
     """Validation and test scores of every saved epoch's generator: ``{epoch: {"val": means, "test": means}}``."""
     out_path = work / "epochs.json"
     scores = json.loads(out_path.read_text()) if out_path.exists() else {}
+    snapshots = {int(re.search(r"=(\d+)\.pt$", p.name)[1]): p for p in (work / "models" / "epochs").glob("*.pt")}
+    pending = sorted(set(snapshots) - {int(e) for e in scores})
+    if not pending:
+        return scores
     data = json.loads(datalist.read_text())
     both = work / "datalist_val_test.json"  # one inference per epoch for both subjects
     both.write_text(json.dumps({**data, "test": data["validation"] + data["test"]}))
     record = (work / "models" / "model.json").read_text()  # the network's config, the same for every epoch
-    snapshots = {int(re.search(r"=(\d+)\.pt$", p.name)[1]): p for p in (work / "models" / "epochs").glob("*.pt")}
-    for epoch in sorted(set(snapshots) - {int(e) for e in scores}):
+    for epoch in pending:
         snapshot = snapshots[epoch]
         snapshot.with_suffix(".json").write_text(record)
         pred = work / "epoch_pred" / str(epoch)
