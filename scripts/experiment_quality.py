@@ -2,8 +2,8 @@
 """pix2pix_ngf image quality on 2D paired slices, scored with the shared protocol: recipes x seeds, plus the floors.
 
 For every variant (a list of the bundle's config files) and every seed, the bundle is trained as a user would
-(``python -m monai.bundle run training`` with ``train.json``, ``train_png2d.json`` and the variant's files; a
-``--minutes`` budget ends training with the LR schedule fitted to it), the best model (validation MAE) infers the test
+(``python -m monai.bundle run training`` with ``train.json``, ``train_png2d.json`` and the variant's files, within the
+configs' time budget or ``--minutes``), the best model (validation MAE) infers the test
 subjects (``python -m custom infer``, no config: the model's ``model.json``), and ``eval2d.py`` of the shared tools
 scores them (8-bit grey levels in a body mask from CT and MR; per slice). The intensity-only floors are computed on the
 same split with ``aanlib_floors.py``. The report (``<work>/results.md`` and ``results.json``) has a table per variant
@@ -22,7 +22,7 @@ epoch per seed says little about a recipe. Test scores never choose the model.
 
 Usage (from the repository root; one training at a time, as the machine has 2 cores)::
 
-    .venv/bin/python scripts/experiment_quality.py --work /tmp/quality --minutes 25 --seeds 0 \\
+    .venv/bin/python scripts/experiment_quality.py --work /tmp/quality --seeds 0 1 \\
         --variant quick=train_quick.json
     .venv/bin/python scripts/experiment_quality.py --work /tmp/ngf --minutes 6 --seeds 0 1 2 \\
         --variant ngf=train_quick.json --variant no_ngf=train_quick.json,train_baseline.json --compare ngf:no_ngf
@@ -61,12 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(soft-tissue grey level 158 against 89-111), which teaches a brighter brain when it is a training subject",
     )
     p.add_argument("--test", default="28", help="test subjects (never seen by training or model selection)")
-    p.add_argument("--minutes", type=float, default=25.0, help="training budget per run (wall clock)")
+    p.add_argument("--minutes", type=float, default=None, help="training budget per run (default: the configs')")
     p.add_argument("--epochs", type=int, default=None, help="a fixed number of epochs instead of --minutes")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variant", action="append", required=True, help="NAME=config.json[,config.json...]")
     p.add_argument("--compare", action="append", default=[], help="A:B, paired per-slice differences A - B")
     p.add_argument("--every-epoch", action="store_true", help="save and score every epoch's generator (diagnosis)")
+    p.add_argument("--score-step", type=int, default=1, help="with --every-epoch: score every N-th epoch and the last")
     p.add_argument("--from-epoch", type=int, default=10, help="with --every-epoch: summarise the epochs from this on")
     args = p.parse_args(argv)
     for folder in (args.data, args.tools):
@@ -138,11 +139,12 @@ def test_figure(args: argparse.Namespace, pred: Path, out: Path, rows: int = 4) 
     }
 
 
-# Appended to the validation handlers (MONAI's "+" merge key): save the generator after every epoch
-# (models/epochs/g_model_epoch=N.pt).
+# Appended to the validation handlers (MONAI's "+" merge key): save the network that validation scores (the generator,
+# or its weight average) after every epoch (models/epochs/g_model_epoch=N.pt).
 SAVE_EVERY_EPOCH = {
     "+validate#handlers": [
-        {"_target_": "CheckpointSaver", "save_dir": "$@ckpt_dir + '/epochs'", "save_dict": {"model": "@generator"},
+        {"_target_": "CheckpointSaver", "save_dir": "$@ckpt_dir + '/epochs'",
+         "save_dict": {"model": "@validate#evaluator#network"},
          "save_interval": 1, "epoch_level": True, "n_saved": None, "file_prefix": "g"},
     ]
 }  # fmt: skip
@@ -153,7 +155,8 @@ def score_epochs(args: argparse.Namespace, datalist: Path, work: Path) -> dict:
     out_path = work / "epochs.json"
     scores = json.loads(out_path.read_text()) if out_path.exists() else {}
     snapshots = {int(re.search(r"=(\d+)\.pt$", p.name)[1]): p for p in (work / "models" / "epochs").glob("*.pt")}
-    pending = sorted(set(snapshots) - {int(e) for e in scores})
+    last = max(snapshots, default=0)
+    pending = sorted({e for e in snapshots if e % args.score_step == 0 or e == last} - {int(e) for e in scores})
     if not pending:
         return scores
     data = json.loads(datalist.read_text())
@@ -186,7 +189,10 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         train += ["--config_file", str([str(c) for c in configs]), "--bundle_root", work, "--datalist", datalist]
         train += ["--ckpt_dir", work / "models"]
         train += ["--output_dir", work / "runs", "--seed", seed, "--resume", "False"]
-        train += ["--minutes", args.minutes] if args.epochs is None else ["--minutes", "None", "--epochs", args.epochs]
+        if args.epochs is not None:
+            train += ["--minutes", "None", "--epochs", args.epochs]
+        elif args.minutes is not None:
+            train += ["--minutes", args.minutes]
         seconds = run(train, work / "train.log")
         (work / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
         model = work / "models" / "model.pt"
@@ -234,14 +240,18 @@ def paired(results: list[dict], a: str, b: str) -> dict:
     return {"a": a, "b": b, "seeds": seeds, "metrics": out}
 
 
+def budget_text(args: argparse.Namespace) -> str:
+    if args.epochs is not None:
+        return f"{args.epochs} epochs per run"
+    if args.minutes is not None:
+        return f"{args.minutes:g} min of training per run (wall clock, this machine)"
+    return "the configs' training budget per run (wall clock, this machine)"
+
+
 def markdown(args: argparse.Namespace, results: list[dict], floors: dict, comparisons: list[dict]) -> str:
     lines = [
         f"Split by subject: test {args.test}, validation {args.val}, training the others; "
-        + (
-            f"{args.minutes:g} min of training per run (wall clock, this machine)"
-            if args.epochs is None
-            else f"{args.epochs} epochs per run"
-        )
+        + budget_text(args)
         + f"; seeds {args.seeds}.",
         "",
         "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ | checkerboard sCT (CT) |",

@@ -11,6 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, train_workflow
 from ignite.engine import Events
 
@@ -81,6 +82,22 @@ def test_resume_continues_epoch_optimizer_and_schedule(heads_datalist, tmp_path)
     reference = full.parser.get_parsed_content("g_lr_scheduler")
     assert schedule.last_epoch == reference.last_epoch == 4
     assert schedule.get_last_lr() == pytest.approx(reference.get_last_lr())
+
+
+def test_validation_and_model_pt_use_the_generator_weight_average(heads_datalist, tmp_path):
+    workflow = pix2pix(heads_datalist, tmp_path, epochs=1, val_interval=1, ema_momentum=0.3)
+    average = workflow.parser.get_parsed_content("generator_average")
+    generator = workflow.parser.get_parsed_content("generator")
+    assert average.momentum == 0.3  # a setting, like any other
+    assert workflow.parser.get_parsed_content("validate#evaluator").network is average.ema_model
+    workflow.run()
+    saved = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert saved.keys() == average.ema_model.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in average.ema_model.state_dict().items())
+    trained_weights = generator.state_dict()
+    assert any(not torch.equal(saved[k], trained_weights[k]) for k in saved), "model.pt holds the last weights"
+    resumable = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(resumable["generator_average"][k], v) for k, v in saved.items())
 
 
 def oblique_flipped_mr(source: Path, out: Path) -> tuple[Path, np.ndarray]:

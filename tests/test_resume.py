@@ -1,6 +1,7 @@
 """A killed run that resumes ends exactly where an uninterrupted one does: same epoch count, and bit-identical generator
-weights (the checkpoint holds networks, optimizers, LR schedules, the trainer's own state such as CycleGAN's image
-pools, and every random generator, the transforms' and samplers' too)."""
+weights and generator weight average, where the bundle keeps one (the checkpoint holds networks, optimizers, LR
+schedules, the trainer's own state such as CycleGAN's image pools, and every random generator, the transforms' and
+samplers' too)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def train(bundle: str, datalist, work, kill_after: int | None = None) -> tuple[d
     workflow.run()
     workflow.finalize()
     state = torch.load(work / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
-    return state["generator"], state["trainer"]
+    networks = {f"{name}.{k}": v for name in ("generator", "generator_average") for k, v in state.get(name, {}).items()}
+    return networks, state["trainer"]
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
