@@ -48,3 +48,10 @@ def test_pix2pix_validation_mae_is_measured_in_the_body_of_ct_and_mr(png_datalis
     assert ct_body.any() and mask[ct_body].all() and mask[mr_body].all()
     assert not mask.all()  # the air around the head is left out
     assert parser.get_parsed_content("validate#key_metric#val_mae").mask_key == "body_mask"
+
+
+def test_images_of_different_shapes_are_one_clear_error():
+    with pytest.raises(ValueError, match="differ in shape"):
+        BodyMaskd(["label", "image"], mask_key="mask", threshold=0.5)(
+            {"label": square(16, 2, 2, 6), "image": square(8, 1, 1, 4)}
+        )

@@ -1,7 +1,7 @@
 """The package's layering, read from the source: what may import what, and where printing and argument parsing live.
 
-- engines, losses, networks and inferers (the training and inference math) import nothing from data, metrics, scoring, inference, handlers or
-  the command line;
+- engines, losses, networks and inferers (the training and inference math) import nothing from data, metrics,
+  scoring, inference, handlers or the command line;
 - metrics (array code) import no data code, no file scoring and no command line;
 - only ``custom/cli.py`` parses arguments or prints.
 """

@@ -70,15 +70,16 @@ class BodyMaskd(MapTransform):
         d = dict(data)
         if d.get(self.mask_key) is not None and not self.overwrite:
             return d
-        foreground, first = None, None
+        bodies = {}
         for key, threshold in zip(self.key_iterator(d), self.thresholds):
             image = d[key]
             array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-            above = array[0] > threshold
-            if foreground is not None and above.shape != foreground.shape:
-                raise ValueError(f"BodyMaskd: {key!r} has shape {above.shape}, {self.keys[0]!r} {foreground.shape}.")
-            foreground, first = (above, image) if foreground is None else (foreground | above, first)
-        mask = torch.as_tensor(_largest_filled_component(foreground))
+            bodies[key] = array[0] > threshold
+        if len({body.shape for body in bodies.values()}) > 1:
+            shapes = ", ".join(f"{key!r} {body.shape}" for key, body in bodies.items())
+            raise ValueError(f"BodyMaskd: the images of one body mask differ in shape: {shapes}.")
+        mask = torch.as_tensor(_largest_filled_component(np.logical_or.reduce(list(bodies.values()))))
+        first = d[self.keys[0]]
         if hasattr(first, "copy_meta_from"):  # a MetaTensor: the mask keeps its geometry for later transforms
             mask = type(first)(mask, meta=first.meta, applied_operations=list(first.applied_operations))
         d[self.mask_key] = mask
