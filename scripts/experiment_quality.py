@@ -14,11 +14,12 @@ checkerboard score of its test sCTs next to their CTs' (``custom.metrics.checker
 lattice artefact). The figures show the shared data, so they stay in the work folder, out of the repository.
 
 ``--epochs N`` replaces the time budget by a fixed number of epochs (a comparison that does not depend on what else the
-machine runs). ``--every-epoch`` also saves the generator after every epoch and scores each one on the validation and
-test subjects (``<run>/epochs.json``, about 15 s per epoch); the report then adds, per variant, the test scores of the
-epochs from ``--from-epoch`` on (mean and standard deviation over epochs, averaged over seeds) and of the last epoch.
-This is for diagnosis: a run's test score can swing by several grey levels from one epoch to the next, so one selected
-epoch per seed says little about a recipe. Test scores never choose the model.
+machine runs). ``--every-epoch`` also saves the validated network (the generator's weight average) after every epoch and
+scores each one, or every ``--score-step``-th, on the validation and test subjects (``<run>/epochs.json``, about 15 s
+per epoch); the report then adds, per variant, the test scores of the epochs from ``--from-epoch`` on (mean and standard
+deviation over epochs, averaged over seeds) and of the last epoch. This is for diagnosis: a run's test score can swing
+by several grey levels from one epoch to the next, so one selected epoch per seed says little about a recipe. Test
+scores never choose the model.
 
 Usage (from the repository root; one training at a time, as the machine has 2 cores)::
 
@@ -66,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variant", action="append", required=True, help="NAME=config.json[,config.json...]")
     p.add_argument("--compare", action="append", default=[], help="A:B, paired per-slice differences A - B")
-    p.add_argument("--every-epoch", action="store_true", help="save and score every epoch's generator (diagnosis)")
+    p.add_argument("--every-epoch", action="store_true", help="save and score the validated network of every epoch")
     p.add_argument("--score-step", type=int, default=1, help="with --every-epoch: score every N-th epoch and the last")
     p.add_argument("--from-epoch", type=int, default=10, help="with --every-epoch: summarise the epochs from this on")
     args = p.parse_args(argv)
