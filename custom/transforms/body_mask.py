@@ -5,9 +5,9 @@
 Holes are filled in each plane of the first two spatial axes (the axial plane of RAS volumes, the image of a 2D
 slice), so dark structures enclosed by tissue in that plane are inside the body: cortical bone and air cavities on
 MR, sinuses, airways and lungs on CT. Filling in 3D would miss them, because a volume cut through the head or trunk
-leaves them open at its ends. Several images of one case (CT and MR) give the union of their bodies, as the SynthRAD
-and AANLIB 8-bit protocols define the body (``../shared/tools/eval2d.py``: CT > 10 or MR > 10), so that tissue present
-in only one of two imperfectly registered images is scored.
+leaves them open at its ends. Several images of one case (CT and MR) give the union of their bodies, as the 8-bit
+AANLIB protocol defines the body (``../shared/tools/eval2d.py``: CT > 10 or MR > 10), so that tissue present in only
+one of two imperfectly registered images is scored.
 """
 
 from __future__ import annotations
