@@ -5,7 +5,9 @@ For every variant (a list of the bundle's config files) and every seed, the bund
 (``python -m monai.bundle run training`` with ``train.json``, ``train_png2d.json`` and the variant's files, within the
 configs' time budget or ``--minutes``), the best model (validation MAE) infers the test
 subjects (``python -m custom infer``, no config: the model's ``model.json``), and ``eval2d.py`` of the shared tools
-scores them (8-bit grey levels in a body mask from CT and MR; per slice). The intensity-only floors are computed on the
+scores them (8-bit grey levels in a body mask from CT and MR; per slice). The validation subjects are inferred and
+scored the same way (``<run>/val_eval.json``, a column of the report): a change to the recipe is chosen on these,
+never on the test subjects. The intensity-only floors are computed on the
 same split with ``aanlib_floors.py``. The report (``<work>/results.md`` and ``results.json``) has a table per variant
 (mean over seeds of the per-subject means; the range over seeds) and, for the variant pairs given with ``--compare``,
 the paired per-slice differences pooled over seeds with a 95% confidence interval (Student t, slices x seeds).
@@ -99,6 +101,12 @@ def run(cmd: list[str], log: Path) -> float:
     return time.time() - start
 
 
+def infer(model: Path, datalist: Path, split: str, output: Path, log: Path) -> None:
+    """The bundle's inference of one datalist split (``python -m custom infer``; the network from ``model.json``)."""
+    cmd = [sys.executable, "-m", "custom", "infer", "--bundle", CONFIGS.parent, "--ckpt", model]
+    run(cmd + ["--datalist", datalist, "--split", split, "--output", output], log)
+
+
 def eval2d(
     args: argparse.Namespace, pred: Path, pattern: str, out: Path, log: Path, subjects: str | None = None
 ) -> dict:
@@ -168,8 +176,7 @@ def score_epochs(args: argparse.Namespace, datalist: Path, work: Path) -> dict:
         snapshot = snapshots[epoch]
         snapshot.with_suffix(".json").write_text(record)
         pred = work / "epoch_pred" / str(epoch)
-        infer = [sys.executable, "-m", "custom", "infer", "--bundle", CONFIGS.parent, "--ckpt", snapshot]
-        run(infer + ["--datalist", both, "--split", "test", "--output", pred], work / "epochs.log")
+        infer(snapshot, both, "test", pred, work / "epochs.log")
         row = {}
         for split, subjects in (("val", args.val), ("test", args.test)):
             out = pred / f"eval_{split}.json"
@@ -196,10 +203,11 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
             train += ["--minutes", args.minutes]
         seconds = run(train, work / "train.log")
         (work / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
-        model = work / "models" / "model.pt"
-        infer = [sys.executable, "-m", "custom", "infer", "--bundle", CONFIGS.parent, "--ckpt", model]
-        run(infer + ["--datalist", datalist, "--split", "test", "--output", work / "pred"], work / "infer.log")
+        infer(work / "models" / "model.pt", datalist, "test", work / "pred", work / "infer.log")
         eval2d(args, work / "pred", "{stem}_sct.png", work / "eval.json", work / "eval.log")
+    if not (work / "val_eval.json").exists():  # the validation subjects' scores: what a change may be chosen on
+        infer(work / "models" / "model.pt", datalist, "validation", work / "val_pred", work / "infer.log")
+        eval2d(args, work / "val_pred", "{stem}_sct.png", work / "val_eval.json", work / "eval.log", args.val)
     result = json.loads((work / "eval.json").read_text())
     if not (work / "checkerboard.json").exists():
         (work / "checkerboard.json").write_text(json.dumps(test_figure(args, work / "pred", work / "figure_test.png")))
@@ -212,6 +220,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         "train_minutes": float((work / "train_seconds.txt").read_text()) / 60,
         "epochs": len(re.findall(r"Pix2PixTrainer - INFO - Epoch\[\d+\] Complete", log)),
         "subject_mean": result["subject_mean"],
+        "val_subject_mean": json.loads((work / "val_eval.json").read_text())["subject_mean"],
         **checkerboard,
         "slices": {row["file"]: {k: row[k] for k in METRICS} for row in result["slices"]},
         "epoch_scores": epochs,
@@ -255,8 +264,9 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         + budget_text(args)
         + f"; seeds {args.seeds}.",
         "",
-        "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ | checkerboard sCT (CT) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ | checkerboard sCT (CT) "
+        "| validation MAE, bone Dice (per seed) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in args.variants:
         runs = [r for r in results if r["variant"] == name]
@@ -268,9 +278,10 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         epochs = "/".join(str(r["epochs"]) for r in runs)
         sct_board, ct_board = (np.mean([r[f"checkerboard_{k}"] for r in runs]) for k in ("sct", "ct"))
         board = f"{sct_board:.2f} ({ct_board:.2f})"
-        lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + f" | {board} |")
+        val = "/".join(f"{r['val_subject_mean']['mae']:.1f}, {r['val_subject_mean']['bone_dice']:.3f}" for r in runs)
+        lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + f" | {board} | {val} |")
     for name, summary in floors.items():
-        lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " | |")
+        lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " | | |")
     if args.every_epoch:
         keys = ("mae", "ssim", "bone_dice")
         lines += ["", f"Test scores of the epochs from {args.from_epoch} on (mean ± sd over epochs, averaged"
