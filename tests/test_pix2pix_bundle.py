@@ -166,7 +166,10 @@ def test_png2d_variant_trains_and_infers_png(png_datalist, tmp_path):
 
     workflow = pix2pix(png_datalist, tmp_path / "work", "train_png2d.json", epochs=1)
     assert not workflow.check_properties()
+    # the bone term's threshold is the 8-bit bone level (250 of 255) in the network's [-1, 1]
+    assert workflow.parser.get_parsed_content("bone_loss").threshold == pytest.approx(250 / 255 * 2 - 1)
     workflow.run()
+    assert 0.0 <= workflow.parser.get_parsed_content("train#trainer").state.metrics["loss_bone"] <= 1.0
     model = tmp_path / "work" / "models" / "model.pt"
     assert model.is_file()
     source = json.loads(png_datalist.read_text())["validation"][0]["image"]
@@ -176,6 +179,16 @@ def test_png2d_variant_trains_and_infers_png(png_datalist, tmp_path):
     with Image.open(written[0]) as sct, Image.open(source) as mr:
         assert sct.size == mr.size == (56, 48)
         assert sct.mode == "L"
+
+
+def test_bone_term_is_the_ct_bone_level_in_the_network_range(heads_datalist, tmp_path):
+    """``bone_threshold`` is in the CT's units (HU here): -1024..3071 HU maps to [-1, 1]."""
+    workflow = pix2pix(heads_datalist, tmp_path, epochs=1, bone_threshold=300, bone_temperature=0.05)
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    term = trainer.g_losses.terms["bone"]
+    assert term.weight == workflow.parser.get_parsed_content("lambda_bone") > 0
+    assert term.loss.threshold == pytest.approx((300 + 1024) / 4095 * 2 - 1)
+    assert term.loss.temperature == 0.05
 
 
 def test_tracking_mlflow_logs_every_loss_term(heads_datalist, tmp_path):
@@ -188,13 +201,14 @@ def test_tracking_mlflow_logs_every_loss_term(heads_datalist, tmp_path):
     client = mlflow.MlflowClient(tracking_uri=uri)
     runs = client.search_runs(client.search_experiments()[0].experiment_id)
     logged = set().union(*(run.data.metrics for run in runs))
-    assert {"loss_g", "loss_d", "loss_l1", "loss_ngf", "val_mae"} <= logged
+    assert {"loss_g", "loss_d", "loss_l1", "loss_ngf", "loss_bone", "val_mae"} <= logged
 
 
 def test_an_ssim_term_is_configuration(heads_datalist, tmp_path):
     """A new generator loss term from the command line or an override file: no Python."""
     ssim = {"loss": "$monai.losses.SSIMLoss(spatial_dims=2, data_range=2.0)", "weight": 5.0}
-    workflow = pix2pix(heads_datalist, tmp_path, epochs=1, **{"generator_losses#ssim": ssim, "lambda_ngf": 0.0})
+    terms = {"generator_losses#ssim": ssim, "lambda_ngf": 0.0, "lambda_bone": 0.0}
+    workflow = pix2pix(heads_datalist, tmp_path, epochs=1, **terms)
     workflow.run()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     metrics = trainer.state.metrics

@@ -1,5 +1,5 @@
-"""Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint, density-weighted L1), the
-adversarial wrappers and the generator loss recipe."""
+"""Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint, density-weighted L1,
+thresholded soft Dice), the adversarial wrappers and the generator loss recipe."""
 
 from .adversarial import DiscriminatorAdversarialLoss, GeneratorAdversarialLoss, discriminator_logits
 from .correlation import CorrelationCoefficientLoss, correlation_coefficient
@@ -7,6 +7,7 @@ from .feature_matching import feature_matching_loss
 from .loss_recipe import LossRecipe, LossTerm, masked_mean
 from .ngf import NGFLoss
 from .shape import ShapeConstraintLoss, fill_from_four_sides
+from .threshold_dice import ThresholdDiceLoss
 from .weighted_l1 import DensityWeightedL1Loss
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "LossRecipe",
     "LossTerm",
     "NGFLoss",
+    "ThresholdDiceLoss",
     "discriminator_logits",
     "feature_matching_loss",
     "masked_mean",
