@@ -31,7 +31,8 @@ class ThresholdDiceLoss(_Loss):
     Args:
         threshold: the class threshold ``t`` in the images' (normalised) units, e.g. the bone level mapped to [-1, 1].
         temperature: ``τ`` > 0, in the same units: the width of the sigmoid's transition.
-        smooth: ``ε`` of the numerator and denominator (an empty class in both gives loss 0).
+        smooth: ``ε`` of the numerator and denominator (an empty class in both gives loss 0; a batch whose target
+            has no class pixel costs almost 1 for any prediction above ``t``, which pushes it below).
     """
 
     def __init__(self, threshold: float, temperature: float = 0.02, smooth: float = 1e-5) -> None:
