@@ -265,7 +265,7 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         + f"; seeds {args.seeds}.",
         "",
         "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ | checkerboard sCT (CT) "
-        "| validation MAE, bone Dice (per seed) |",
+        "| validation MAE, SSIM, bone Dice (per seed) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in args.variants:
@@ -278,7 +278,7 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         epochs = "/".join(str(r["epochs"]) for r in runs)
         sct_board, ct_board = (np.mean([r[f"checkerboard_{k}"] for r in runs]) for k in ("sct", "ct"))
         board = f"{sct_board:.2f} ({ct_board:.2f})"
-        val = "/".join(f"{r['val_subject_mean']['mae']:.1f}, {r['val_subject_mean']['bone_dice']:.3f}" for r in runs)
+        val = " / ".join("{mae:.1f}, {ssim:.3f}, {bone_dice:.3f}".format(**r["val_subject_mean"]) for r in runs)
         lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + f" | {board} | {val} |")
     for name, summary in floors.items():
         lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " | | |")
