@@ -16,12 +16,14 @@ import importlib
 import logging
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
-from custom.io import InputError, check_output_path
+from custom.io import InputError, Terminated, check_output_path, remove_empty_folders, stop_on_signals
 
 __all__ = ["main", "COMMANDS"]
 
@@ -186,45 +188,91 @@ def evaluate(
     return 0
 
 
+def _input_and_output(
+    paths: Sequence[str], input: str | None, output: str | None, datalist: str | None
+) -> tuple[str | None, str]:
+    """``infer``'s input and output from its positional words (``INPUT OUTPUT``, or ``OUTPUT`` alone with ``--input``
+    or ``--datalist``) and its flags; a word given twice, or missing, is one clear error."""
+    usage = "usage: infer BUNDLE INPUT OUTPUT, or infer BUNDLE OUTPUT --datalist F, or flags --input/--output"
+    words = [str(p) for p in paths]
+    if len(words) > 2 or (datalist and len(words) > 1):
+        raise InputError(f"infer: too many paths {' '.join(words)} ({usage})")
+    if len(words) == 2:
+        if input is not None:
+            raise InputError(f"infer: the input is given twice ({words[0]} and --input {input}; {usage})")
+        input, words = words[0], words[1:]
+    if words:
+        if output is not None and input is None and not datalist:
+            input = words[0]
+        elif output is not None:
+            raise InputError(f"infer: the output is given twice ({words[0]} and --output {output}; {usage})")
+        else:
+            output = words[0]
+    if output is None:
+        raise InputError(f"infer: no output folder ({usage})")
+    if not str(output).strip():
+        raise InputError(f"--output: empty; give the output folder ({usage})")
+    if input is None and not datalist:
+        raise InputError(f"infer: give an input (an MR image or folder) or --datalist ({usage})")
+    if input is not None and not os.path.exists(input):
+        swapped = f"; did you mean infer BUNDLE {output} {input}?" if os.path.exists(output) else ""
+        raise InputError(f"{input}: file or folder not found ({usage}{swapped})")
+    return input, str(output)
+
+
 def infer(
     bundle: str,
-    output: str,
+    *paths: str,
     input: str | None = None,
+    output: str | None = None,
     mask: str | None = None,
     ckpt: str | None = None,
     device: str | None = None,
+    precision: str | None = None,
+    datalist: str | None = None,
+    split: str | None = None,
     config: Any = None,
     **overrides: Any,
 ):
-    """Synthesize CT with a bundle: one MR image, a folder of them, or a datalist split (``--datalist F``).
+    """Synthesize CT with a bundle: ``infer BUNDLE INPUT OUTPUT`` for one MR image or a folder of them, or ``infer
+    BUNDLE OUTPUT --datalist F`` for a datalist split. Writes ``<case>_sct.nii.gz`` (``.png`` for 8-bit slices).
 
     The model's own record (``model.json`` beside ``model.pt``, written by training) gives the network and the
     intensity settings, so no config is needed; ``--config`` files (several: ``--config a.json,b.json``) and any
-    ``--key value`` of the bundle's inference config (``--patch_size "[192,192]"``, ``--datalist d.json --split
-    test``) are merged on top, as with ``python -m monai.bundle run``.
+    ``--key value`` of the bundle's inference config are merged on top, as with ``python -m monai.bundle run``.
 
     Args:
         bundle: bundle folder, e.g. bundles/pix2pix_ngf.
+        paths: INPUT then OUTPUT (or OUTPUT alone, with --input or --datalist).
+        input: MR image (NIfTI, MHA, PNG, a DICOM series folder), a SynthRAD-style folder (<ID>/mr.nii.gz [+
+            mask.nii.gz]) or a folder of images.
         output: output folder (created); never the place of an input file.
-        input: MR image (NIfTI, MHA, PNG), a SynthRAD-style folder (<ID>/mr.nii.gz [+ mask.nii.gz]) or a folder of
-            images. Not needed with --datalist.
         mask: body mask of a single input image; the sCT is set to air outside it.
-        ckpt: model weights (default <bundle>/models/model.pt).
-        device: e.g. cpu or cuda:0 (default: a GPU when available).
-        config: extra config file(s) merged over inference.json, e.g. configs/evaluate.json.
-        overrides: any id of the inference config, e.g. --datalist F --split test.
+        ckpt: model weights (default <bundle>/models/model.pt), with its model.json beside it.
+        device: e.g. cpu, cuda or cuda:1 (default: a GPU when there is one).
+        precision: fp32 (default), bf16 (about half the time on CPUs with AVX512-BF16/AMX and on recent GPUs; its
+            cost in HU is in each bundle's docs) or fp16 (GPUs only).
+        datalist: a datalist JSON: infer its split instead of --input.
+        split: the datalist's list to infer (default test, or validation when test is empty).
+        config: extra config file(s) merged over inference.json, e.g. configs/evaluate.json (also scores the sCTs).
+        overrides: any other id of the bundle's inference config, e.g. --patch_size "[192,192]", --sw_batch_size 4,
+            --background_io true, --channels_last false.
     """
+    from custom.config_keys import check_override_values
     from custom.inference import run_bundle_inference
 
-    if input is None and not overrides.get("datalist"):
-        raise InputError("infer: give --input (an MR image or folder) or --datalist (a datalist JSON)")
+    input, output = _input_and_output(paths, input, output, datalist)
     if input is not None:
         overrides.update(dataset_dir=str(input), mask_file=None if mask is None else str(mask))
     elif mask is not None:
         raise InputError(f"{mask}: --mask goes with --input (a single MR image), not with --datalist")
+    for key, value in (("precision", precision), ("datalist", datalist), ("split", split)):
+        if value is not None:
+            overrides[key] = value
     if device is not None:
-        overrides["device"] = f"$torch.device('{device}')"
-    written = run_bundle_inference(bundle, _text_list(config) or (), ckpt=ckpt, output_dir=str(output), **overrides)
+        check_override_values({}, {"device": device}, where="infer")
+        overrides["device"] = f"$torch.device({str(device)!r})"
+    written = run_bundle_inference(bundle, _text_list(config) or (), ckpt=ckpt, output_dir=output, **overrides)
     for path in written:
         print(path)
     return 0
@@ -269,6 +317,8 @@ def user_error(error: BaseException) -> str | None:
     for e in chain:
         if isinstance(e, InputError):
             return str(e)
+        if isinstance(e, KeyboardInterrupt):
+            return "interrupted"
     for e in chain:  # MONAI's SaveImage keeps its writer's error only as text, in a RuntimeError of its own
         quoted = _QUOTED_ERROR.findall(str(e)) if isinstance(e, RuntimeError) else []
         if quoted:
@@ -302,9 +352,42 @@ def _log_user_errors_without_traceback() -> Iterator[None]:
         logging.setLogRecordFactory(factory)
 
 
+def _finish_background_writes() -> None:
+    """Let the background writes in progress finish (atomically) before the process ends without joining threads."""
+    writes = sys.modules.get("custom.handlers.background_writes")
+    if writes is not None:
+        try:
+            writes.wait_for_background_writes()
+        except Exception:  # noqa: BLE001 - the run is ending with its own error; a failed write left no file
+            pass
+
+
+def _interrupted(error: KeyboardInterrupt) -> int:
+    """Say that a run was stopped (Ctrl-C or SIGTERM) in one line, once the background writes in progress have
+    finished; the exit code, 130 or 143 as a shell gives for those signals."""
+    _finish_background_writes()
+    terminated = isinstance(error, Terminated)
+    print(
+        f"error: interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): finished outputs are kept, unfinished ones "
+        "were removed",
+        file=sys.stderr,
+    )
+    return 143 if terminated else 130
+
+
+def _exit_now(code: int) -> None:
+    """End the process with ``code`` once logs and output are flushed. Not ``sys.exit``: after a Ctrl-C that passed
+    through an ``eval`` of a string (MONAI runs a config's ``$`` expressions so, e.g. ``"$@evaluator.run()"``), CPython
+    ends the process by SIGINT whatever exit code was asked for."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _clear_errors(func: Callable, debug: bool = False) -> Callable:
     """``func`` as a command: its return value is the exit code; a user's error is one line and exit code 2 (with
-    ``debug``, or ``SCT_DEBUG=1``, its traceback)."""
+    ``debug``, or ``SCT_DEBUG=1``, its traceback); Ctrl-C and SIGTERM one line and exit code 130 or 143."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -312,6 +395,10 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
         try:
             with _log_user_errors_without_traceback() if quiet else nullcontext():
                 code = func(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            if not quiet:
+                raise
+            _exit_now(_interrupted(e))
         except Exception as e:
             message = user_error(e) if quiet else None
             if message is None:
@@ -323,24 +410,35 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
     return wrapper
 
 
+# the folders this `python -m monai.bundle run` made for each of its outputs (models/, runs/, the output folder),
+# deepest first: removed again when the run fails before writing anything there but TensorBoard's event files
+_MADE_FOLDERS: list[list[Path]] = []
+_LOG_FILES = "events.out.tfevents."
+
+
+def _remove_unused_folders() -> None:
+    for made in _MADE_FOLDERS:
+        folder = made[0]
+        if folder.is_dir() and all(p.is_dir() or p.name.startswith(_LOG_FILES) for p in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+            remove_empty_folders(made[1:])
+
+
 def _exit_on_user_error(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
-    """``sys.excepthook`` under ``python -m monai.bundle run``: a user's error is one line and exit code 2."""
-    message = None if _debug() else user_error(error)
-    if message is None:
-        sys.__excepthook__(kind, error, traceback)
-        return
-    print(f"error: {message}", file=sys.stderr)
-    # os._exit skips the interpreter's join of the background writer: let a write in progress finish (atomically)
-    writes = sys.modules.get("custom.handlers.background_writes")
-    if writes is not None:
-        try:
-            writes.wait_for_background_writes()
-        except Exception:  # noqa: BLE001 - the run already failed with the error printed above
-            pass
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(2)  # the interpreter is already ending with an uncaught exception; this only sets the exit code
+    """``sys.excepthook`` under ``python -m monai.bundle run``: a user's error is one line and exit code 2, Ctrl-C and
+    SIGTERM one line and 130 or 143; any failure removes the folders the run made and left without results."""
+    _remove_unused_folders()
+    if isinstance(error, KeyboardInterrupt) and not _debug():
+        code = _interrupted(error)
+    else:
+        message = None if _debug() else user_error(error)
+        if message is None:
+            sys.__excepthook__(kind, error, traceback)
+            return
+        print(f"error: {message}", file=sys.stderr)
+        _finish_background_writes()
+        code = 2
+    _exit_now(code)  # the interpreter is already ending with an uncaught exception; this only sets the exit code
 
 
 # options of `python -m monai.bundle run` that are not config ids
@@ -350,9 +448,12 @@ MONAI_RUN_OPTIONS = frozenset(
 )  # fmt: skip
 
 
-def _long_options(args: Sequence[str]) -> dict[str, str | None]:
-    """``--key value`` and ``--key=value`` pairs of a command line (fire's syntax), in order."""
-    options: dict[str, str | None] = {}
+def _long_options(args: Sequence[str]) -> dict[str, Any]:
+    """``--key value`` and ``--key=value`` pairs of a command line, in order, with values read as fire reads them
+    (``0`` an int, ``abc`` a string, ``[1,2]`` a list; a flag without a value is True)."""
+    from fire.parser import DefaultParseValue
+
+    options: dict[str, Any] = {}
     i = 0
     while i < len(args):
         token = args[i]
@@ -360,44 +461,58 @@ def _long_options(args: Sequence[str]) -> dict[str, str | None]:
             name, equals, value = token[2:].partition("=")
             if not equals and i + 1 < len(args) and not args[i + 1].startswith("--"):
                 value, i = args[i + 1], i + 1
-            options[name.replace("-", "_")] = value or None  # fire reads --config-file as config_file
+            elif not equals:
+                value = None
+            # fire reads --config-file as config_file
+            options[name.replace("-", "_")] = True if value is None else DefaultParseValue(value)
         i += 1
     return options
 
 
-def check_monai_bundle_arguments() -> None:
+def check_monai_bundle_arguments(outputs: Sequence[str | os.PathLike] = ()) -> None:
     """Called first in our configs' ``initialize``: under ``python -m monai.bundle run ...``, a ``--key value`` that
     names no key of the config stops the run with one line suggesting the close match and exit code 2 (``--epoch 1``
-    would otherwise train the default number of epochs). Anywhere else (tests, MONAI Label, ``custom infer``, which
-    checks its own overrides) it does nothing.
+    would otherwise train the default number of epochs), and so does a value that the setting cannot take
+    (``--epochs 0``, ``--precision bf17``: :func:`custom.config_keys.check_override_values`), before any work. Anywhere
+    else (tests, MONAI Label, ``custom infer``, which checks its own overrides) it does nothing.
 
     It also makes every error that is the user's to fix (:func:`user_error`: bad data, checkpoint or output) end the
-    run with one line and exit code 2 instead of a traceback (``SCT_DEBUG=1`` shows the traceback)."""
+    run with one line and exit code 2 instead of a traceback (``SCT_DEBUG=1`` shows the traceback), Ctrl-C and SIGTERM
+    one line and exit code 130 or 143; and a failed run removes those of ``outputs`` (the config's ``ckpt_dir``,
+    ``output_dir``) that it made and left without results (nothing but TensorBoard's event files)."""
     import ast
 
-    from custom.config_keys import check_overrides
+    from custom.config_keys import check_override_values, check_overrides
 
     if not sys.argv or not sys.argv[0].replace("\\", "/").endswith("monai/bundle/__main__.py"):
         return
-    sys.excepthook = _exit_on_user_error
-    if not _debug():
-        _log_user_errors_without_traceback().__enter__()  # for the whole run (this process ends with it)
-    options = _long_options(sys.argv[1:])
     try:
+        options = _long_options(sys.argv[1:])
         from monai.bundle import ConfigParser
 
         if options.get("args_file"):
-            options.update({k: "" for k in ConfigParser.load_config_file(str(options["args_file"]))})
+            options.update(ConfigParser.load_config_file(str(options["args_file"])))
         files: Any = options.get("config_file") or ""
         try:
-            files = ast.literal_eval(files)
+            files = ast.literal_eval(files) if isinstance(files, str) else files
         except (ValueError, SyntaxError):
             pass
         config = ConfigParser.load_config_files(files)
-        check_overrides(config, [k for k in options if k not in MONAI_RUN_OPTIONS], where=f"the config {files}")
+        overrides = {k: v for k, v in options.items() if k not in MONAI_RUN_OPTIONS}
+        check_overrides(config, list(overrides), where=f"the config {files}")
+        check_override_values(config, overrides, where=f"the config {files}")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    for output in outputs:
+        folder = Path(output).absolute()
+        made = [f for f in (folder, *folder.parents) if not f.exists()]
+        if made:
+            _MADE_FOLDERS.append(made)
+    sys.excepthook = _exit_on_user_error
+    stop_on_signals()
+    if not _debug():
+        _log_user_errors_without_traceback().__enter__()  # for the whole run (this process ends with it)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -414,4 +529,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     command = COMMANDS[argv[0]]
     command = _printed(command) if isinstance(command, str) else command
+    stop_on_signals()  # Ctrl-C and SIGTERM: one line, no partial output
     fire.Fire(_clear_errors(command, debug), command=argv[1:], name=f"python -m custom {argv[0]}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,15 +27,16 @@ from typing import Any
 
 from custom.io import (
     InputError,
-    case_of,
     check_output_path,
     model_config_path,
     remove_empty_folders,
+    sct_case,
     sct_file_name,
     short_reason,
 )
+from custom.model_record import read_model_record
 
-__all__ = ["bundle_workflow", "check_weights", "load_state_dict", "model_record", "run_bundle_inference"]
+__all__ = ["as_config_data", "bundle_workflow", "check_weights", "load_state_dict", "run_bundle_inference"]
 
 _MAX_LISTED = 3
 
@@ -70,22 +72,14 @@ def _no_config_root_warning() -> Iterator[None]:
         logger.removeFilter(other)
 
 
-def model_record(ckpt: str | os.PathLike) -> dict[str, Any]:
-    """The config overrides recorded beside a model's weights (``model.json``), or ``{}`` when there is none.
+def as_config_data(items: Sequence[Mapping[str, Any]]) -> tuple:
+    """Datalist items made safe to hand to a MONAI config as a value: a tuple.
 
-    Raises:
-        InputError: the record exists but is not valid JSON of the expected form.
+    MONAI's ``ConfigParser`` walks the lists and dicts of a config and evaluates the strings in them (``$``
+    expressions, ``@`` references, ``%`` macros), so a case id or file name such as ``"$__import__('os')..."`` in a
+    list of items would run. Any other object, a tuple included, is one opaque value to it: the items stay data.
     """
-    path = model_config_path(ckpt)
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: unreadable model record ({e})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
-        raise InputError(f"{path}: not a model record (expected a JSON object with a 'config' object)")
-    return dict(record.get("config", {}))
+    return tuple(dict(item) for item in items)
 
 
 def load_state_dict(ckpt: str | os.PathLike) -> dict:
@@ -152,20 +146,34 @@ def bundle_workflow(
     of the configs), not yet initialized. ``ckpt`` defaults to the config's ``ckpt_path``."""
     from monai.bundle import ConfigParser, ConfigWorkflow
 
-    from custom.config_keys import check_overrides
+    from custom.config_keys import check_override_values, check_overrides, unknown_overrides
 
     bundle = Path(bundle)
     files = _config_files(bundle, configs)
+    inference = ConfigParser.load_config_file(str(files[0]))
+    for extra_file in files[1:]:  # the caller's overrides of inference.json, not another workflow's config
+        content = ConfigParser.load_config_file(str(extra_file))
+        text = json.dumps(content)
+        # a key new to inference.json is fine when the file itself uses it (evaluate.json's "@nodule_threshold")
+        unknown = [k for k in unknown_overrides(inference, content) if not re.search(rf"@{re.escape(k)}\b", text)]
+        if unknown:
+            raise InputError(
+                f"{extra_file}: {', '.join(unknown[:6])}{', ...' if len(unknown) > 6 else ''}: not keys of the "
+                f"inference config {files[0]} (a training config? --config takes inference overrides such as "
+                "configs/evaluate.json)"
+            )
     # a first, plain parse finds the model and the inputs, which choose the model's record and the format override
     parser = ConfigParser()
     parser.read_config([str(f) for f in files])
     check_overrides(parser.get(), overrides, where=f"{files[0]}")
+    check_override_values(parser.get(), overrides, where=f"{files[0]}")
     if ckpt is not None:
         overrides["ckpt_path"] = str(ckpt)
     parser.update({**overrides, "bundle_root": str(bundle)})
     model = parser.get_parsed_content("ckpt_path")
     with _input_errors():
-        overrides["data"] = items = parser.get_parsed_content("data")  # found once, passed on
+        items = parser.get_parsed_content("data")
+    overrides["data"] = as_config_data(items)  # found once, passed on as data
     formats: Mapping[str, str] = parser.get("format_configs") or {}
     suffixes = [s for s in formats if items and all(str(it["image"]).lower().endswith(s) for it in items)]
     extra = [bundle / "configs" / formats[s] for s in suffixes[:1]]
@@ -177,7 +185,7 @@ def bundle_workflow(
             logging_file=str(logging_file) if logging_file.is_file() else False,
             workflow_type=workflow_type,
             bundle_root=str(bundle),
-            **{**model_record(model), **overrides},
+            **{**read_model_record(model), **overrides},
         )
     return workflow, model
 
@@ -203,7 +211,7 @@ def run_bundle_inference(
     items = parser.get_parsed_content("data")
     output_dir = str(parser.get_parsed_content("output_dir"))
     ext = str(parser.get_parsed_content("output_ext"))
-    written = [os.path.join(output_dir, sct_file_name(case_of(item["image"]), ext)) for item in items]
+    written = [os.path.join(output_dir, sct_file_name(sct_case(item), ext)) for item in items]
     first_of: dict[str, str] = {}
     for out, item in zip(written, items):
         if out in first_of:
@@ -219,7 +227,7 @@ def run_bundle_inference(
         with _input_errors():
             workflow.initialize()
             workflow.run()
-    except Exception:
+    except BaseException:  # also Ctrl-C and SIGTERM (custom.io.Terminated)
         remove_empty_folders(created)  # a run that failed (e.g. disk full) leaves no empty output folder
         raise
     workflow.finalize()

@@ -2,7 +2,8 @@
 
 Every reader goes through MONAI's ``LoadImage`` so that the arrays and affines seen by the CLI tools (``check``,
 ``evaluate``) are exactly those seen by the bundles' transforms: NIfTI through nibabel, MHA/NRRD/DICOM through ITK
-(affine converted to RAS, like NIfTI), PNG through PIL (8-bit 2D slices), ``.npy`` 2D arrays (e.g. lung masks) through
+(affine converted to RAS, like NIfTI), PNG through :class:`GreyPNGReader` (exact 8-bit grey levels of 2D slices),
+``.npy`` 2D arrays (e.g. lung masks) through
 :class:`NumpySliceReader`, indexed like the PNG slices they go with.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
+import signal
 import tempfile
 import threading
 import warnings
@@ -21,14 +24,19 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from monai.data import NibabelWriter, NumpyReader, PILWriter
+from monai.data import NibabelWriter, NumpyReader, PILReader, PILWriter
+from monai.data.utils import to_affine_nd
 from monai.transforms import LoadImage
 
 __all__ = [
     "InputError",
     "OutputError",
+    "Terminated",
+    "stop_on_signals",
     "short_reason",
     "NumpySliceReader",
+    "GreyPNGReader",
+    "grey_levels",
     "reader_for",
     "read_image",
     "atomic_write",
@@ -41,6 +49,7 @@ __all__ = [
     "AtomicNibabelWriter",
     "AtomicPILWriter",
     "case_of",
+    "sct_case",
     "sct_name_formatter",
     "is_png",
     "case_name",
@@ -65,6 +74,24 @@ warnings.filterwarnings("ignore", message=r"axcodes .* length is smaller than nu
 
 class InputError(ValueError):
     """Bad input data: the message names the file and the problem, and is meant to be shown as is."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's ``KeyboardInterrupt`` (whose handling it shares: outputs
+    written atomically are either whole or absent), so that a run stopped by ``kill`` or a job scheduler also ends with
+    one line and no empty output folder (exit code 143 instead of 130)."""
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    logging.disable(logging.CRITICAL)  # the engines would log the unwinding as errors: the command says it in one line
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def stop_on_signals() -> None:
+    """Make Ctrl-C (SIGINT) raise ``KeyboardInterrupt`` and SIGTERM :class:`Terminated` in the main thread, both
+    silencing the logs from then on: a command-line process calls this once at its start."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 class OutputError(InputError):
@@ -97,7 +124,7 @@ def reader_for(path: str | os.PathLike) -> str:
     if p.endswith(NIFTI_SUFFIXES):
         return "NibabelReader"
     if p.endswith(PNG_SUFFIXES):
-        return "PILReader"
+        return "custom.io.GreyPNGReader"
     if p.endswith(NUMPY_SUFFIXES):
         return "custom.io.NumpySliceReader"
     raise InputError(
@@ -133,6 +160,56 @@ class NumpySliceReader(NumpyReader):
         return array, meta
 
 
+def grey_levels(image: Any) -> Any:
+    """A PIL image as 8-bit grey levels (mode ``"L"``), exactly, or an :class:`InputError` naming the file.
+
+    Grey slices are stored in many PNG modes; each is converted only where the conversion is exact: ``L`` as it is,
+    ``1`` (bilevel) to 0/255, a palette (``P``) through its colours, and ``LA``, ``RGB``, ``RGBA`` when every pixel is
+    opaque and its red, green and blue are equal. A colour or transparent image, 16-bit or floating-point values, and
+    other modes are refused: read as they are, they would be palette indices or one channel of a colour, silently
+    wrong grey levels.
+    """
+    name = getattr(image, "filename", "") or "image"
+    mode = image.mode
+    if mode == "L":
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode.startswith("I") or mode == "F":
+        bits = "16-bit" if mode.startswith("I;16") or mode == "I" else "floating-point"
+        raise InputError(f"{name}: a {bits} PNG (mode {mode}); expected 8-bit grey levels (0-255)")
+    if mode in ("P", "PA", "La"):
+        image = image.convert("RGBA")  # the palette's colours (and transparency), not its indices
+        mode = "RGBA"
+    if mode not in ("LA", "RGB", "RGBA"):
+        raise InputError(f"{name}: image mode {mode}; expected an 8-bit grey PNG")
+    pixels = np.asarray(image)
+    colour, alpha = (pixels[..., :1], pixels[..., 1]) if mode == "LA" else (pixels[..., :3], None)
+    if mode == "RGBA":
+        alpha = pixels[..., 3]
+    if alpha is not None and np.any(alpha != 255):
+        raise InputError(f"{name}: transparent pixels (mode {image.mode}); expected an opaque grey PNG")
+    if np.any(colour != colour[..., :1]):
+        raise InputError(f"{name}: a colour PNG (its red, green and blue differ); expected grey slices")
+    from PIL import Image
+
+    return Image.fromarray(np.ascontiguousarray(colour[..., 0]), mode="L")
+
+
+class GreyPNGReader(PILReader):
+    """MONAI ``PILReader`` that reads every PNG as exact 8-bit grey levels or refuses it (:func:`grey_levels`).
+
+    Use as ``LoadImaged(keys=..., reader="custom.io.GreyPNGReader")`` for keys whose files are all PNG (the bundles'
+    ``*_png2d.json`` configs): MONAI's ``LoadImage`` tries a named reader on every file and falls back on its own
+    readers when ``read`` fails, so the check is made in ``get_data``, whose errors reach the run.
+    :func:`read_image` uses it for PNG files.
+    """
+
+    def get_data(self, img) -> tuple[np.ndarray, dict]:
+        converted = tuple(grey_levels(image) for image in (img if isinstance(img, (list, tuple)) else (img,)))
+        return super().get_data(converted if isinstance(img, (list, tuple)) else converted[0])
+
+
 def short_reason(error: BaseException, limit: int = 200) -> str:
     """``Type: first sentence`` of an error from a library, for a one-line message (torch's and the readers' run to
     several lines of advice)."""
@@ -149,16 +226,31 @@ def _unreadable(path: str | os.PathLike, error: Exception) -> InputError:
 MAX_GZIP_RATIO = 1032
 
 
-def check_nifti_size(path: str | os.PathLike) -> None:
-    """Refuse a NIfTI file too small for the image its header describes (a corrupt or truncated file, or a header
-    claiming e.g. 1000^3 voxels in a few KB), before a reader allocates memory for it.
+def _singular(path: str | os.PathLike, affine: np.ndarray) -> InputError | None:
+    """The error for an image whose affine maps the grid onto a plane or a line (a voxel spacing of 0, or two axes
+    along one direction), else None."""
+    linear = np.asarray(affine, dtype=np.float64)[:3, :3]
+    if abs(np.linalg.det(linear)) > 1e-12 * max(float(np.abs(linear).max()), 1e-300) ** 3:
+        return None
+    spacing = np.round(np.linalg.norm(linear, axis=0), 6).tolist()
+    return InputError(
+        f"{path}: singular affine (voxel spacing {spacing} mm, or two axes along one direction): the image has no "
+        "valid geometry"
+    )
 
-    The size the header implies (offset of the data + voxels x bytes per voxel) must fit in the file: exactly for a
-    ``.nii``; for a ``.nii.gz`` (whose uncompressed size is not known without reading it all) within the best ratio
-    that gzip can reach.
+
+def check_nifti_header(path: str | os.PathLike) -> None:
+    """Refuse a NIfTI file whose header cannot be right, before a reader allocates memory for it or works around it.
+
+    - Too small for the image its header describes (a corrupt or truncated file, or a header claiming e.g. 1000^3
+      voxels in a few KB): the size the header implies (offset of the data + voxels x bytes per voxel) must fit in
+      the file, exactly for a ``.nii``, within the best ratio that gzip can reach for a ``.nii.gz`` (whose
+      uncompressed size is not known without reading it all).
+    - A singular affine (a zero voxel spacing): MONAI's reader would silently replace it by one made from the voxel
+      sizes, and the sCT would be written on a grid the MR does not have.
 
     Raises:
-        InputError: the file is shorter than its header says, or has no NIfTI header.
+        InputError: the file is shorter than its header says, has no NIfTI header, or a singular affine.
     """
     try:
         img = nib.load(str(path))  # reads the header only
@@ -176,6 +268,9 @@ def check_nifti_size(path: str | os.PathLike) -> None:
             f"({needed / 1e6:.4g} MB) that cannot be in a {size} byte{' compressed' if compressed else ''} file "
             "(truncated or corrupt)"
         )
+    singular = _singular(path, img.affine)
+    if singular is not None:
+        raise singular
 
 
 def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -186,25 +281,23 @@ def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.nda
         ndim: if given, the number of spatial dimensions the image must have (3 for volumes, 2 for PNG slices).
 
     Raises:
-        InputError: the file is missing, unreadable, shorter than its header says (:func:`check_nifti_size`), has a
-            channel/time dimension, or has the wrong ``ndim``.
+        InputError: the file is missing, unreadable, shorter than its header says or with a singular affine
+            (:func:`check_nifti_header`), has a channel/time dimension, or has the wrong ``ndim``.
     """
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
     reader = reader_for(path)
     if reader == "NibabelReader":
-        check_nifti_size(path)
+        check_nifti_header(path)
     try:
         loader = LoadImage(reader=reader, image_only=True, dtype=np.float32)
         # that reader only: LoadImage falls back on the others, and ITK "reads" a truncated .nii.gz as zeros
         img = loader(str(path), reader=loader.readers[-1])
+    except InputError:  # the reader's own verdict (e.g. a colour PNG)
+        raise
     except Exception as e:  # the readers raise many kinds of errors on corrupt files
         raise _unreadable(path, e) from None
     array = np.asarray(img)
-    if reader == "PILReader" and array.ndim == 3:
-        # RGB(A) PNG of a grey image: keep one channel when they are equal, otherwise refuse.
-        if np.allclose(array[..., :3], array[..., :1]):
-            array = array[..., 0]
     expected = ndim if ndim is not None else array.ndim
     if array.ndim != expected or array.ndim not in (2, 3):
         want = f"{expected}D" if ndim is not None else "2D or 3D"
@@ -215,6 +308,9 @@ def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.nda
         full[:2, :2] = affine[:2, :2]
         full[:2, 3] = affine[:2, 2]
         affine = full
+    singular = _singular(path, affine)  # ITK's readers (MHA, NRRD, DICOM) pass one on as it is
+    if singular is not None:
+        raise singular
     return array, affine
 
 
@@ -248,7 +344,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         suffix = "".join(path.suffixes) or ".tmp"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        # ".<name>.<8 random characters><suffix>", the name cut so that a name the file system takes has a temporary
+        # name it takes too
+        room = max(_name_max(path.parent) - len(suffix.encode()) - 10, 1)
+        name = path.name.encode()[:room].decode(errors="ignore")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=path.parent)
         os.close(fd)
         umask = os.umask(0)
         os.umask(umask)
@@ -341,8 +441,37 @@ class _AtomicWriteMixin:
             super().write(tmp, verbose=verbose, **obj_kwargs)
 
 
-class AtomicNibabelWriter(_AtomicWriteMixin, NibabelWriter):
-    """MONAI ``NibabelWriter``, atomic. Use as ``"writer": "$custom.io.AtomicNibabelWriter"`` in ``SaveImaged``.
+# the NIfTI header fields of the two transforms, as MONAI's NibabelReader copies them into an image's metadata
+_TRANSFORM_FIELDS = ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y",
+                     "qoffset_z", "pixdim", "srow_x", "srow_y", "srow_z")  # fmt: skip
+
+
+def _source_transforms(meta: Mapping | None, affine: np.ndarray) -> tuple | None:
+    """``((qform, code), (sform, code))`` of the NIfTI header an image was read from, when ``affine`` (the one being
+    written) is that header's own (nibabel's and MONAI's choice: the sform if coded, else the qform); else None."""
+    if not meta or any(key not in meta for key in _TRANSFORM_FIELDS):
+        return None
+    header = nib.Nifti1Header()
+    try:
+        for key in _TRANSFORM_FIELDS:
+            header[key] = np.asarray(meta[key], dtype=np.float64)
+        read_with = header.get_best_affine()
+    except Exception:  # noqa: BLE001 - not a NIfTI header after all: write the plain way
+        return None
+    if not np.allclose(read_with, affine, atol=1e-4):
+        return None
+    return header.get_qform(coded=True), header.get_sform(coded=True)
+
+
+class AtomicNibabelWriter(NibabelWriter):
+    """MONAI ``NibabelWriter``, atomic, that gives the output the input's own header transforms. Use as ``"writer":
+    "$custom.io.AtomicNibabelWriter"`` in ``SaveImaged``.
+
+    A NIfTI header holds two transforms, the qform and the sform, each with a code. When they differ, readers disagree:
+    nibabel and MONAI use the sform (when coded), ITK-based tools (3D Slicer, ITK-SNAP, SimpleITK) the qform unless the
+    sform's code is 1. MONAI's writer sets both to the one transform it read, so an ITK-based viewer would put the sCT
+    somewhere other than its MR. This writer copies both transforms and their codes from the input's header (when the
+    image is written on the grid it was read on), so every reader puts the sCT exactly on its MR.
 
     A volume of depth 1 (a single slice) stays 3D: ``SaveImaged(squeeze_end_dims=True)`` would drop its last axis.
     """
@@ -352,6 +481,22 @@ class AtomicNibabelWriter(_AtomicWriteMixin, NibabelWriter):
         spatial_ndim = data_array.ndim - (0 if channel_dim is None else 1)
         while self.data_obj.ndim < spatial_ndim:
             self.data_obj = self.data_obj[..., None]
+
+    def set_metadata(self, meta_dict: Mapping | None = None, resample: bool = True, **options):
+        super().set_metadata(meta_dict, resample=resample, **options)
+        self.source_meta = meta_dict
+
+    def write(self, filename, verbose: bool = False, **obj_kwargs):
+        affine = to_affine_nd(3, np.asarray(np.eye(4) if self.affine is None else self.affine, dtype=np.float64))
+        image = self.create_backend_obj(self.data_obj, affine=affine, dtype=self.output_dtype, **obj_kwargs)
+        (qform, qcode), (sform, scode) = _source_transforms(getattr(self, "source_meta", None), affine) or (
+            (affine, 1),
+            (affine, 1),
+        )
+        image.set_qform(qform, code=int(qcode))
+        image.set_sform(sform, code=int(scode))
+        with atomic_write(filename) as tmp:
+            nib.save(image, tmp)
 
 
 class AtomicPILWriter(_AtomicWriteMixin, PILWriter):
@@ -379,12 +524,32 @@ def flag(value: Any, name: str) -> bool:
     raise InputError(f"{name}={value!r}: expected true or false")
 
 
+def _name_max(folder: str | os.PathLike) -> int:
+    """The longest file name (bytes) the file system of ``folder`` (or of its nearest existing parent) takes."""
+    for parent in (Path(folder), *Path(os.path.abspath(folder)).parents):
+        if parent.is_dir():
+            try:
+                return int(os.pathconf(parent, "PC_NAME_MAX"))
+            except (AttributeError, OSError, ValueError):
+                break
+    return 255
+
+
 def check_output_path(path: str | os.PathLike, inputs: Any, what: str = "output") -> None:
-    """Refuse an output that is a folder or that would overwrite one of ``inputs`` (paths; symlinks followed, so a link
-    to an input is refused too): ``InputError`` naming both, before anything is written."""
+    """Refuse an output that is a folder (or named like one, ``dir/``), whose name the file system would refuse as too
+    long, or that would overwrite one of ``inputs`` (paths; symlinks followed, so a link to an input is refused too):
+    ``InputError`` naming both, before anything is written."""
+    if str(path).endswith(("/", os.sep)):
+        raise InputError(f"{path}: a folder name (it ends with '/'); give the {what} a file name")
     real = os.path.realpath(path)
     if os.path.isdir(real):
         raise InputError(f"{path}: the {what} is a folder; give a file name")
+    longest = _name_max(os.path.dirname(os.path.abspath(path)))
+    if len(os.path.basename(path).encode()) > longest:
+        raise InputError(
+            f"{path}: file name too long ({len(os.path.basename(path).encode())} bytes; the file system takes "
+            f"{longest}): shorten the input's name or the case id"
+        )
     for source in inputs:
         if source and os.path.realpath(source) == real:
             raise InputError(f"{path}: the {what} would overwrite the input {source}; choose another name")
@@ -418,9 +583,21 @@ def case_of(path: str | os.PathLike) -> str:
     return Path(os.path.abspath(path)).parent.name if name.lower() in GENERIC_IMAGE_NAMES else name
 
 
+def sct_case(item: Mapping[str, Any]) -> str:
+    """The case an item's outputs are named after (``<case>_sct<ext>``, ``figures/<case>.png``), the one rule of
+    inference and evaluation: its ``case`` (a datalist's, checked by :func:`custom.data.datalist.read_datalist`), else
+    the case of its MR file (:func:`case_of`), else of its CT file."""
+    case = item.get("case")
+    if case is not None and str(case) != "":
+        return str(case)
+    return case_of(item.get("image") or item["label"])
+
+
 def sct_name_formatter(metadict: dict, saver: Any) -> dict:
-    """``SaveImage`` name formatter giving ``<case>_<postfix><ext>`` (see ``case_of``) in the output folder."""
-    source = (metadict or {}).get("filename_or_obj", getattr(saver, "_data_index", 0))
+    """``SaveImage`` name formatter giving ``<case>_<postfix><ext>`` in the output folder: the case that
+    :class:`custom.transforms.CaseToMetad` put in the metadata, else the image file's (:func:`case_of`)."""
+    metadict = metadict or {}
+    case = metadict.get("case") or case_of(str(metadict.get("filename_or_obj", getattr(saver, "_data_index", 0))))
     # MONAI strips what looks like an extension from "subject" (os.path.splitext, twice for ".gz"): give it one to
     # strip, so that a case id with dots ("pat.1") keeps them instead of becoming "pat"
-    return {"subject": case_of(str(source)) + ".nii.gz", "idx": (metadict or {}).get("patch_index")}
+    return {"subject": str(case) + ".nii.gz", "idx": metadict.get("patch_index")}

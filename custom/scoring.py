@@ -30,7 +30,7 @@ import numpy as np
 
 from custom.data.check import intensity_problem
 from custom.data.datalist import evaluation_split, read_datalist, repeated_cases
-from custom.io import InputError, case_name, is_png, output_ext, read_image, sct_file_name, write_text, write_texts
+from custom.io import InputError, is_png, output_ext, read_image, sct_case, sct_file_name, write_text, write_texts
 from custom.metrics import EIGHT_BIT_RANGE, compute_metrics, resolve_protocols, summarize
 
 __all__ = ["ScoredCase", "evaluate_case", "evaluate_datalist", "scored_cases", "write_json", "GRID_TOLERANCE_MM"]
@@ -182,7 +182,7 @@ def scored_cases(data: dict, split: str, pred_dir: PathLike, region_mask_key: st
         if not isinstance(item, dict) or "label" not in item:
             raise InputError(f"{where}: item {i} of {split!r} has no 'label' (CT) entry")
         ct = Path(item["label"])
-        case = str(item.get("case") or case_name(ct))
+        case = sct_case(item)  # the name inference gave its sCT
         pred = Path(str(pred_dir)) / sct_file_name(case, output_ext(bool(data.get("eight_bit")) or is_png(ct)))
         if not pred.is_file():
             raise InputError(f"{pred}: prediction of case {case!r} not found")

@@ -8,10 +8,10 @@
   by the model zoo's checks (both put the bundle folder on ``sys.path``), the configs import it from there: no
   checkout of this repository and no extra package is needed, only the packages of ``configs/metadata.json``;
 - ``models/model.pt`` and ``models/model.json`` when ``--model`` names a trained model (its ``model.json`` beside it);
-  the settings that record holds (``network_def``, patch size, intensity windows) are also written into the zipped
-  ``configs/inference.json`` and ``configs/train.json``, so that every tool reading only the configs (``monai.bundle
-  run``, ``ckpt_export``, MONAI Label, the model zoo's checks and its ``train.json`` + ``evaluate.json`` evaluation)
-  builds the network the weights were trained for;
+  the settings that record holds (``network_def``, patch size, intensity windows; checked as data, see
+  :mod:`custom.model_record`) are also written into the zipped ``configs/inference.json`` and ``configs/train.json``,
+  so that every tool reading only the configs (``monai.bundle run``, ``ckpt_export``, MONAI Label, the model zoo's
+  checks and its ``train.json`` + ``evaluate.json`` evaluation) builds the network the weights were trained for;
 - ``large_files.yml``: where the zoo fetches the weights from (a URL to fill in when publishing) and their SHA-256, so
   that the zoo's tools accept the weights in the zip and can fetch them when the zip is published without them.
 
@@ -28,6 +28,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from custom.io import InputError
+from custom.model_record import read_model_record
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_PARTS = ("configs", "docs", "LICENSE", "models/README.md")
@@ -61,10 +64,14 @@ def bundle_files(bundle: str, version: str, model: Path | None) -> dict[str, byt
         record = model.with_suffix(".json")
         if not model.is_file() or not record.is_file():
             sys.exit(f"error: --model {model}: needs the model file and its {record.name} beside it")
+        try:
+            settings = read_model_record(model)  # data, checked: only plain settings reach the zipped configs
+        except InputError as e:
+            sys.exit(f"error: {e}")
         files[f"{bundle}/models/model.pt"] = model.read_bytes()
         files[f"{bundle}/models/model.json"] = record.read_bytes()
         for config in (f"{bundle}/configs/inference.json", f"{bundle}/configs/train.json"):
-            files[config] = with_model_settings(files[config], json.loads(record.read_text()))
+            files[config] = with_model_settings(files[config], settings)
         entry.update({"hash_val": sha256(model), "hash_type": "sha256"})
     else:
         entry.update({"hash_val": "", "hash_type": ""})
@@ -73,16 +80,11 @@ def bundle_files(bundle: str, version: str, model: Path | None) -> dict[str, byt
     return files
 
 
-def with_model_settings(config_file: bytes, record: dict) -> bytes:
-    """A JSON config with the model's recorded settings (``{"config": {id: value}}`` of ``model.json``) applied; an
-    id ``a#b`` sets the nested entry ``b`` of ``a``."""
+def with_model_settings(config_file: bytes, settings: dict) -> bytes:
+    """A JSON config with the model's recorded settings (the checked ``config`` of its ``model.json``: top-level
+    ids of the schema in :mod:`custom.model_record`, plain values) in place of the config's own."""
     config = json.loads(config_file)
-    for key, value in record.get("config", {}).items():
-        *parents, last = key.split("#")
-        node = config
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        node[int(last) if isinstance(node, list) else last] = value
+    config.update(settings)
     return (json.dumps(config, indent=4, ensure_ascii=False) + "\n").encode()
 
 

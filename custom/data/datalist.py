@@ -14,6 +14,9 @@ dataset layout and splits them); read by training, inference, evaluation and ``c
 - Paths (:data:`PATH_KEYS`: ``image``, ``label``, ``mask``): written absolute; a relative path is relative to the
   JSON's folder (not to the working folder), so a dataset and its datalist can be moved together.
   :func:`read_datalist` makes them absolute. ``mask`` is optional but then absent from every item of a datalist.
+- ``case``: the case id, which names the case's outputs (``<case>_sct.nii.gz``): one plain file name
+  (:func:`case_id_problem`), checked by :func:`read_datalist`. The items are data: a run hands them to its config as one
+  opaque value (:func:`custom.inference.as_config_data`), never as strings for MONAI to evaluate.
 - ``eight_bit``: true for 8-bit 2D slices (PNG, values 0-255) instead of CT in Hounsfield units; intensity
   transforms, checks and metrics read it.
 - How it was split: ``layout``, ``root``, ``seed``, and for each of validation/test either its fraction
@@ -38,6 +41,7 @@ __all__ = [
     "UNPAIRED_SPLITS",
     "PATH_KEYS",
     "case_id",
+    "case_id_problem",
     "repeated_cases",
     "Datalist",
     "datalist_splits",
@@ -86,7 +90,8 @@ def read_datalist(path_or_dict: str | os.PathLike | dict) -> dict:
 
     Raises:
         InputError: the file is missing, is not JSON, or is not a datalist (a JSON object of item lists: a split such
-            as ``training`` that is not a list of objects, e.g. a list of file names, is an error).
+            as ``training`` that is not a list of objects, e.g. a list of file names, is an error), or a case id is
+            not a plain file name.
     """
     if isinstance(path_or_dict, dict):
         return path_or_dict
@@ -119,6 +124,10 @@ def read_datalist(path_or_dict: str | os.PathLike | dict) -> dict:
         items = []
         for n, item in enumerate(data[split]):
             item = dict(item)
+            if "case" in item:
+                problem = case_id_problem(item["case"])
+                if problem:
+                    raise InputError(f"{path}: item {n} of {split!r}: {problem}")
             for key in PATH_KEYS:
                 if key not in item:
                     continue
@@ -129,6 +138,18 @@ def read_datalist(path_or_dict: str | os.PathLike | dict) -> dict:
             items.append(item)
         data[split] = items
     return data
+
+
+def case_id_problem(case: object) -> str | None:
+    """Why ``case`` cannot be a case id, or ``None``. A case id names files in an output folder (``<case>_sct.nii.gz``,
+    ``figures/<case>.png``), so it is one plain file name: text or a number, not empty, no ``/`` or ``\\``, not ``.``
+    or ``..``."""
+    if isinstance(case, bool) or not isinstance(case, (str, int)):
+        return f"case {case!r} is not a name (expected text or a number)"
+    text = str(case)
+    if not text.strip() or "/" in text or "\\" in text or "\0" in text or text in (".", ".."):
+        return f"case {text!r} would leave the output folder (a case id is a file name: no '/', '\\', '..', not empty)"
+    return None
 
 
 def case_id(item: dict) -> str:

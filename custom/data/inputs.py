@@ -81,7 +81,8 @@ def inference_items(
             beside them in a folder are not taken as inputs); default every image type (:data:`IMAGE_SUFFIXES`).
 
     Raises:
-        InputError: nothing given, path missing, no image found, or several DICOM series in one folder.
+        InputError: nothing given, path missing, no image found, several DICOM series in one folder, or a folder
+            holding both case folders and loose images.
     """
     if datalist:
         from custom.data.datalist import evaluation_split, read_datalist
@@ -108,8 +109,16 @@ def inference_items(
         return [_dicom_series_item(root)]
     names = [n.lower() for n in image_names]
     items = _case_folder_items(root, names, [n.lower() for n in mask_names])
+    loose = [p for p in sorted(root.iterdir()) if _is_image(p, suffixes)]
+    if items and loose:  # one kind per folder: taking one and skipping the other silently would lose cases
+        folders = ", ".join(Path(item["image"]).parent.name for item in items[:3]) + (", ..." if len(items) > 3 else "")
+        files = ", ".join(p.name for p in loose[:3]) + (", ..." if len(loose) > 3 else "")
+        raise InputError(
+            f"{root}: holds case folders ({folders}) and loose images ({files}); give a folder of one kind (case "
+            "folders <ID>/mr.nii.gz, or image files)"
+        )
     if not items:
-        items = [{"image": str(p), "case": case_name(p)} for p in sorted(root.iterdir()) if _is_image(p, suffixes)]
+        items = [{"image": str(p), "case": case_name(p)} for p in loose]
     if not items:
         raise InputError(
             f"{root}: no images found (expected <ID>/{names[0]}.<suffix> folders or {'/'.join(suffixes)} files)"

@@ -37,6 +37,7 @@ from ignite.handlers import Checkpoint
 from monai.transforms import Randomizable
 
 from custom.io import InputError, atomic_write, model_config_path, remove_stale_temp_files, short_reason, write_text
+from custom.model_record import check_model_record
 
 __all__ = ["atomic_torch_save", "unwrap", "random_states", "set_random_states", "ResumableCheckpoint", "BestModelSaver"]
 
@@ -211,7 +212,9 @@ class BestModelSaver:
         metric_name: key in ``engine.state.metrics``; default the evaluator's key metric.
         mode: ``"min"`` (lower is better, e.g. MAE) or ``"max"``.
         config: inference config overrides that rebuild this model (``network_def`` as data, windows, orientation,
-            patch size): ``python -m custom infer --ckpt model.pt`` applies them.
+            patch size): ``python -m custom infer --ckpt model.pt`` applies them. Checked here against the schema
+            that reading applies (:mod:`custom.model_record`), so that training never writes a record inference
+            would refuse.
     """
 
     def __init__(
@@ -229,6 +232,7 @@ class BestModelSaver:
         self.metric_name = metric_name
         self.mode = mode
         self.config = dict(config or {})
+        check_model_record(self.config, f"{model_config_path(self.save_path)} (the config's model_record)")
         self.best_value = math.inf if mode == "min" else -math.inf
         self.best_epoch = -1
 

@@ -2,5 +2,6 @@
 
 from custom.transforms.background import FillOutsideMaskd
 from custom.transforms.body_mask import BodyMaskd, body_mask
+from custom.transforms.case_name import CaseToMetad
 
-__all__ = ["FillOutsideMaskd", "BodyMaskd", "body_mask"]
+__all__ = ["FillOutsideMaskd", "BodyMaskd", "CaseToMetad", "body_mask"]
