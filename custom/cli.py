@@ -4,26 +4,24 @@ Commands: ``demo-data``, ``demo-lung-data``, ``datalist``, ``dicom2nifti``, ``ch
 Bad input stops with one line naming the file and the problem (exit code 2), never a traceback (``--debug`` or
 ``SCT_DEBUG=1`` shows it).
 
-This is the only module that parses arguments or prints: the library functions it calls return results and raise
-:class:`custom.io.InputError`. Heavy imports happen inside the commands, so ``--help`` stays fast.
+This is the only module that parses arguments (and, with :mod:`custom.monai_run`, the only one that prints): the
+library functions it calls return results and raise :class:`custom.errors.InputError`. Heavy imports happen inside the
+commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import importlib
-import logging
 import os
-import re
-import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
-from custom.io import InputError, Terminated, check_output_path, remove_empty_folders, stop_on_signals
+from custom.errors import InputError, stop_on_signals, user_error
+from custom.monai_run import debug_requested, exit_now, interrupted, user_errors_logged_in_one_line
+from custom.outputs import check_output_path
 
 __all__ = ["main", "COMMANDS"]
 
@@ -280,109 +278,14 @@ def infer(
 
 # command -> the function, or "module:function" of a library function whose result is printed
 COMMANDS: dict[str, Callable | str] = {
-    "demo-data": "custom.data.demo:make_demo_data",
-    "demo-lung-data": "custom.data.demo_lung:make_lung_demo_data",
-    "datalist": "custom.data.layouts:make_datalist",
+    "demo-data": "custom.demo.heads:make_demo_data",
+    "demo-lung-data": "custom.demo.lungs:make_lung_demo_data",
+    "datalist": "custom.tools.layouts:make_datalist",
     "dicom2nifti": "custom.data.dicom:dicom_to_nifti",
     "check": check,
     "evaluate": evaluate,
     "infer": infer,
 }
-
-
-DEBUG_ENV = "SCT_DEBUG"  # SCT_DEBUG=1: a user's mistake shows its full traceback too (as --debug does)
-
-
-def _debug() -> bool:
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and the exceptions behind it (``raise ... from``, or raised while handling), outermost first."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def user_error(error: BaseException) -> str | None:
-    """The one-line message of an error that is the user's to fix, or ``None`` for a bug (shown as a traceback).
-
-    An :class:`InputError` anywhere behind ``error`` (MONAI wraps errors of config expressions and transforms in
-    ``RuntimeError``), or quoted in a ``RuntimeError``'s text, gives its own message; otherwise an ``OSError`` naming
-    a file (permission denied, disk full, no such file...) gives ``file: reason``.
-    """
-    chain = list(_chain(error))
-    for e in chain:
-        if isinstance(e, InputError):
-            return str(e)
-        if isinstance(e, KeyboardInterrupt):
-            return "interrupted"
-    for e in chain:  # MONAI's SaveImage keeps its writer's error only as text, in a RuntimeError of its own
-        quoted = _QUOTED_ERROR.findall(str(e)) if isinstance(e, RuntimeError) else []
-        if quoted:
-            return quoted[-1]
-    for e in chain:
-        if isinstance(e, OSError) and (e.filename or e.errno == errno.ENOSPC):
-            reason = "disk full" if e.errno == errno.ENOSPC else e.strerror or str(e)
-            return f"{e.filename or 'output'}: {reason}"
-    return None
-
-
-_QUOTED_ERROR = re.compile(r"^custom\.io\.(?:Input|Output)Error: (.+)$", re.MULTILINE)
-
-
-@contextmanager
-def _log_user_errors_without_traceback() -> Iterator[None]:
-    """Log records of a user's error keep their message but lose their traceback: the engines log an exception with
-    its traceback (ignite, MONAI's ``StatsHandler``) before it reaches the command, which then says it in one line."""
-    factory = logging.getLogRecordFactory()
-
-    def record(*args, **kwargs) -> logging.LogRecord:
-        made = factory(*args, **kwargs)
-        if made.exc_info and made.exc_info[1] is not None and user_error(made.exc_info[1]) is not None:
-            made.exc_info = None
-        return made
-
-    logging.setLogRecordFactory(record)
-    try:
-        yield
-    finally:
-        logging.setLogRecordFactory(factory)
-
-
-def _finish_background_writes() -> None:
-    """Let the background writes in progress finish (atomically) before the process ends without joining threads."""
-    writes = sys.modules.get("custom.handlers.background_writes")
-    if writes is not None:
-        try:
-            writes.wait_for_background_writes()
-        except Exception:  # noqa: BLE001 - the run is ending with its own error; a failed write left no file
-            pass
-
-
-def _interrupted(error: KeyboardInterrupt) -> int:
-    """Say that a run was stopped (Ctrl-C or SIGTERM) in one line, once the background writes in progress have
-    finished; the exit code, 130 or 143 as a shell gives for those signals."""
-    _finish_background_writes()
-    terminated = isinstance(error, Terminated)
-    print(
-        f"error: interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): finished outputs are kept, unfinished ones "
-        "were removed",
-        file=sys.stderr,
-    )
-    return 143 if terminated else 130
-
-
-def _exit_now(code: int) -> None:
-    """End the process with ``code`` once logs and output are flushed. Not ``sys.exit``: after a Ctrl-C that passed
-    through an ``eval`` of a string (MONAI runs a config's ``$`` expressions so, e.g. ``"$@evaluator.run()"``), CPython
-    ends the process by SIGINT whatever exit code was asked for."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _clear_errors(func: Callable, debug: bool = False) -> Callable:
@@ -391,14 +294,14 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        quiet = not (debug or _debug())
+        quiet = not (debug or debug_requested())
         try:
-            with _log_user_errors_without_traceback() if quiet else nullcontext():
+            with user_errors_logged_in_one_line() if quiet else nullcontext():
                 code = func(*args, **kwargs)
         except KeyboardInterrupt as e:
             if not quiet:
                 raise
-            _exit_now(_interrupted(e))
+            exit_now(interrupted(e))
         except Exception as e:
             message = user_error(e) if quiet else None
             if message is None:
@@ -408,111 +311,6 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
         sys.exit(code)
 
     return wrapper
-
-
-# the folders this `python -m monai.bundle run` made for each of its outputs (models/, runs/, the output folder),
-# deepest first: removed again when the run fails before writing anything there but TensorBoard's event files
-_MADE_FOLDERS: list[list[Path]] = []
-_LOG_FILES = "events.out.tfevents."
-
-
-def _remove_unused_folders() -> None:
-    for made in _MADE_FOLDERS:
-        folder = made[0]
-        if folder.is_dir() and all(p.is_dir() or p.name.startswith(_LOG_FILES) for p in folder.rglob("*")):
-            shutil.rmtree(folder, ignore_errors=True)
-            remove_empty_folders(made[1:])
-
-
-def _exit_on_user_error(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
-    """``sys.excepthook`` under ``python -m monai.bundle run``: a user's error is one line and exit code 2, Ctrl-C and
-    SIGTERM one line and 130 or 143; any failure removes the folders the run made and left without results."""
-    _remove_unused_folders()
-    if isinstance(error, KeyboardInterrupt) and not _debug():
-        code = _interrupted(error)
-    else:
-        message = None if _debug() else user_error(error)
-        if message is None:
-            sys.__excepthook__(kind, error, traceback)
-            return
-        print(f"error: {message}", file=sys.stderr)
-        _finish_background_writes()
-        code = 2
-    _exit_now(code)  # the interpreter is already ending with an uncaught exception; this only sets the exit code
-
-
-# options of `python -m monai.bundle run` that are not config ids
-MONAI_RUN_OPTIONS = frozenset(
-    {"config_file", "meta_file", "logging_file", "args_file", "init_id", "run_id", "final_id", "tracking",
-     "workflow_type", "workflow_name", "properties_path"}
-)  # fmt: skip
-
-
-def _long_options(args: Sequence[str]) -> dict[str, Any]:
-    """``--key value`` and ``--key=value`` pairs of a command line, in order, with values read as fire reads them
-    (``0`` an int, ``abc`` a string, ``[1,2]`` a list; a flag without a value is True)."""
-    from fire.parser import DefaultParseValue
-
-    options: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        token = args[i]
-        if token.startswith("--") and len(token) > 2:
-            name, equals, value = token[2:].partition("=")
-            if not equals and i + 1 < len(args) and not args[i + 1].startswith("--"):
-                value, i = args[i + 1], i + 1
-            elif not equals:
-                value = None
-            # fire reads --config-file as config_file
-            options[name.replace("-", "_")] = True if value is None else DefaultParseValue(value)
-        i += 1
-    return options
-
-
-def check_monai_bundle_arguments(outputs: Sequence[str | os.PathLike] = ()) -> None:
-    """Called first in our configs' ``initialize``: under ``python -m monai.bundle run ...``, a ``--key value`` that
-    names no key of the config stops the run with one line suggesting the close match and exit code 2 (``--epoch 1``
-    would otherwise train the default number of epochs), and so does a value that the setting cannot take
-    (``--epochs 0``, ``--precision bf17``: :func:`custom.config_keys.check_override_values`), before any work. Anywhere
-    else (tests, MONAI Label, ``custom infer``, which checks its own overrides) it does nothing.
-
-    It also makes every error that is the user's to fix (:func:`user_error`: bad data, checkpoint or output) end the
-    run with one line and exit code 2 instead of a traceback (``SCT_DEBUG=1`` shows the traceback), Ctrl-C and SIGTERM
-    one line and exit code 130 or 143; and a failed run removes those of ``outputs`` (the config's ``ckpt_dir``,
-    ``output_dir``) that it made and left without results (nothing but TensorBoard's event files)."""
-    import ast
-
-    from custom.config_keys import check_override_values, check_overrides
-
-    if not sys.argv or not sys.argv[0].replace("\\", "/").endswith("monai/bundle/__main__.py"):
-        return
-    try:
-        options = _long_options(sys.argv[1:])
-        from monai.bundle import ConfigParser
-
-        if options.get("args_file"):
-            options.update(ConfigParser.load_config_file(str(options["args_file"])))
-        files: Any = options.get("config_file") or ""
-        try:
-            files = ast.literal_eval(files) if isinstance(files, str) else files
-        except (ValueError, SyntaxError):
-            pass
-        config = ConfigParser.load_config_files(files)
-        overrides = {k: v for k, v in options.items() if k not in MONAI_RUN_OPTIONS}
-        check_overrides(config, list(overrides), where=f"the config {files}")
-        check_override_values(config, overrides, where=f"the config {files}")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    for output in outputs:
-        folder = Path(output).absolute()
-        made = [f for f in (folder, *folder.parents) if not f.exists()]
-        if made:
-            _MADE_FOLDERS.append(made)
-    sys.excepthook = _exit_on_user_error
-    stop_on_signals()
-    if not _debug():
-        _log_user_errors_without_traceback().__enter__()  # for the whole run (this process ends with it)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -24,9 +24,9 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from custom.io import InputError
+from custom.errors import InputError
 
-__all__ = ["VALUE_RULES", "config_ids", "unknown_overrides", "check_overrides", "check_override_values"]
+__all__ = ["VALUE_RULES", "config_ids", "unknown_overrides", "check_overrides", "check_override_values", "flag"]
 
 ID_SEP = "#"
 
@@ -212,3 +212,14 @@ def check_override_values(config: Mapping[str, Any], overrides: Mapping[str, Any
             problems.append(f"--{name} {_shown(value)}: {problem}")
     if problems:
         raise InputError(f"{'; '.join(problems)} ({where}); nothing was run")
+
+
+def flag(value: Any, name: str) -> bool:
+    """A config switch as a bool: ``True``/``False``, or the strings ``"true"``/``"false"`` (any case) that a
+    command line such as ``--background_io false`` passes (fire keeps lowercase words as strings, and a non-empty string
+    is truthy). Anything else is an :class:`InputError` naming the key."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InputError(f"{name}={value!r}: expected true or false")

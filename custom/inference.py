@@ -1,6 +1,7 @@
 """Running a bundle's inference config on a model: the library behind ``python -m custom infer``.
 
-The configs merge in this order, the later winning:
+The configs merge in this order, the later winning, each made whole first (:func:`custom.bundles.flat_configs`: the
+bundles' macros of the shared base resolved wherever the process runs):
 
 1. ``<bundle>/configs/inference.json``;
 2. the bundle's override for the input format, named in ``inference.json`` (``"format_configs": {".png":
@@ -10,8 +11,8 @@ The configs merge in this order, the later winning:
 4. the caller's config files, then the caller's ``key=value`` overrides (MONAI ids, e.g. ``patch_size``).
 
 Before anything runs (in the configs' ``initialize``, so under ``python -m monai.bundle run`` too), the weights are
-checked against ``network_def``: a model that does not fit is one :class:`custom.io.InputError` naming the file and the
-first differences, not a traceback in the middle of a run, and no output folder is created.
+checked against ``network_def``: a model that does not fit is one :class:`custom.errors.InputError` naming the file
+and the first differences, not a traceback in the middle of a run, and no output folder is created.
 """
 
 from __future__ import annotations
@@ -25,16 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from custom.io import (
-    InputError,
-    check_output_path,
-    model_config_path,
-    remove_empty_folders,
-    sct_case,
-    sct_file_name,
-    short_reason,
-)
-from custom.model_record import read_model_record
+from custom.bundles import flat_config, flat_configs
+from custom.errors import InputError, short_reason
+from custom.model_record import model_config_path, read_model_record
+from custom.outputs import check_output_path, remove_empty_folders, sct_case, sct_file_name
 
 __all__ = ["as_config_data", "bundle_workflow", "check_weights", "load_state_dict", "run_bundle_inference"]
 
@@ -150,7 +145,7 @@ def bundle_workflow(
 
     bundle = Path(bundle)
     files = _config_files(bundle, configs)
-    inference = ConfigParser.load_config_file(str(files[0]))
+    inference = flat_config(files[0])
     for extra_file in files[1:]:  # the caller's overrides of inference.json, not another workflow's config
         content = ConfigParser.load_config_file(str(extra_file))
         text = json.dumps(content)
@@ -163,8 +158,7 @@ def bundle_workflow(
                 "configs/evaluate.json)"
             )
     # a first, plain parse finds the model and the inputs, which choose the model's record and the format override
-    parser = ConfigParser()
-    parser.read_config([str(f) for f in files])
+    parser = ConfigParser(flat_configs(files))
     check_overrides(parser.get(), overrides, where=f"{files[0]}")
     check_override_values(parser.get(), overrides, where=f"{files[0]}")
     if ckpt is not None:
@@ -180,13 +174,14 @@ def bundle_workflow(
     logging_file = bundle / "configs" / "logging.conf"
     with _no_config_root_warning():
         workflow = ConfigWorkflow(
-            config_file=[str(f) for f in files[:1] + extra + files[1:]],
+            config_file=str(files[0]),
             meta_file=str(bundle / "configs" / "metadata.json"),
             logging_file=str(logging_file) if logging_file.is_file() else False,
             workflow_type=workflow_type,
-            bundle_root=str(bundle),
-            **{**read_model_record(model), **overrides},
         )
+    # the configs made whole (macros resolved wherever this runs), then the model's record and the overrides
+    workflow.parser.read_config(f=flat_configs(files[:1] + extra + files[1:]))
+    workflow.parser.update({**read_model_record(model), **overrides, "bundle_root": str(bundle)})
     return workflow, model
 
 
@@ -203,7 +198,7 @@ def run_bundle_inference(
 
     Raises:
         InputError: no inference config, no or an unfitting model, no input, or an output that would overwrite an
-            input; :class:`custom.io.OutputError` for an output that cannot be written (the output folder is removed
+            input; :class:`custom.errors.OutputError` for an output that cannot be written (the output folder is removed
             again when the run made it and left it empty).
     """
     workflow, _ = bundle_workflow(bundle, configs, ckpt, **overrides)
@@ -227,7 +222,7 @@ def run_bundle_inference(
         with _input_errors():
             workflow.initialize()
             workflow.run()
-    except BaseException:  # also Ctrl-C and SIGTERM (custom.io.Terminated)
+    except BaseException:  # also Ctrl-C and SIGTERM (custom.errors.Terminated)
         remove_empty_folders(created)  # a run that failed (e.g. disk full) leaves no empty output folder
         raise
     workflow.finalize()

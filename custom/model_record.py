@@ -24,7 +24,7 @@ config (:func:`check_model_record`):
   (:data:`NETWORK_PACKAGES`); the :class:`custom.networks.Generator`'s ``backbone`` likewise. Classes are looked up
   among the attributes of those packages, so a record never makes Python import a module.
 
-Anything else is one :class:`custom.io.InputError` naming the file and the key.
+Anything else is one :class:`custom.errors.InputError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -37,15 +37,28 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from custom.io import InputError, model_config_path
+from custom.errors import InputError
 
-__all__ = ["NETWORK_PACKAGES", "RECORD_SETTINGS", "check_model_record", "network_class", "read_model_record"]
+__all__ = [
+    "NETWORK_PACKAGES",
+    "RECORD_SETTINGS",
+    "check_model_record",
+    "model_config_path",
+    "network_class",
+    "read_model_record",
+]
 
 # where a record's network classes may come from: MONAI's networks and this package's
 NETWORK_PACKAGES = ("monai.networks.nets", "custom.networks")
 GENERATOR = "custom.networks.Generator"  # its "backbone" argument names a class too
 CONFIG_SYNTAX = ("$", "@", "%")  # MONAI evaluates "$...", resolves "@id" references and "%file#id" macros
 AXIS_CODES = set("LRAPSI")
+
+
+def model_config_path(model_path: str | os.PathLike) -> Path:
+    """The JSON beside a model's weights (``models/model.pt`` -> ``models/model.json``) recording what inference
+    needs to rebuild the network (its ``network_def``) and prepare the data (windows, orientation, patch size)."""
+    return Path(model_path).with_suffix(".json")
 
 
 class _Invalid(ValueError):

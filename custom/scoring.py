@@ -1,8 +1,8 @@
 """Scoring synthetic CT files against reference CT files: one case, or every case of a datalist split.
 
-Reads the images (:func:`custom.io.read_image`), checks that prediction, CT and masks share one grid, and computes the
-SynthRAD metrics of :mod:`custom.metrics` (array code only). In datalist mode the prediction of case ``c`` is
-``<pred_dir>/<c>_sct<ext>`` (:func:`custom.io.sct_file_name`; ``.png`` for 8-bit datalists, which are scored in
+Reads the images (:func:`custom.images.read_image`), checks that prediction, CT and masks share one grid, and computes
+the SynthRAD metrics of :mod:`custom.metrics` (array code only). In datalist mode the prediction of case ``c`` is
+``<pred_dir>/<c>_sct<ext>`` (:func:`custom.outputs.sct_file_name`; ``.png`` for 8-bit datalists, which are scored in
 8-bit mode, range (0, 255)); the results go to ``metrics.csv`` (one row per case) and ``summary.json`` (mean, std,
 median and count per metric).
 
@@ -30,8 +30,10 @@ import numpy as np
 
 from custom.data.check import intensity_problem
 from custom.data.datalist import evaluation_split, read_datalist, repeated_cases
-from custom.io import InputError, is_png, output_ext, read_image, sct_case, sct_file_name, write_text, write_texts
+from custom.errors import InputError
+from custom.images import is_png, read_image
 from custom.metrics import EIGHT_BIT_RANGE, compute_metrics, resolve_protocols, summarize
+from custom.outputs import output_ext, sct_case, sct_file_name, write_text, write_texts
 
 __all__ = ["ScoredCase", "evaluate_case", "evaluate_datalist", "scored_cases", "write_json", "GRID_TOLERANCE_MM"]
 
@@ -99,7 +101,7 @@ def evaluate_case(
     """Read one prediction, its CT and (optional) masks, check them, and return the metrics.
 
     Args:
-        pred_path: synthetic CT file (any format of :func:`custom.io.read_image`).
+        pred_path: synthetic CT file (any format of :func:`custom.images.read_image`).
         ct_path: reference CT file; the prediction must be on its grid (shape, affine within 1e-3 mm).
         mask_path: body mask file on the CT grid; ``None`` = the whole image.
         protocols: protocol name, sequence of names, or ``"all"``; with several protocols the metric names are

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from custom.io import atomic_write
+from custom.outputs import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -130,7 +130,7 @@ def _bench_cases(work: Path, shape: tuple[int, int, int], cases: int) -> Path:
     """``cases`` procedural demo heads of ``shape`` at 1 mm under ``work`` (made once, then reused)."""
     data = work / f"heads_{'x'.join(map(str, shape))}"
     if not all((data / f"1HD{i:03d}" / "mr.nii.gz").is_file() for i in range(1, cases + 1)):
-        from custom.data.demo import make_demo_data
+        from custom.demo.heads import make_demo_data
 
         print(f"making {cases} demo volumes {shape} in {data} (once) ...", flush=True)
         make_demo_data(str(data), cases=cases, shape=shape, spacing=(1.0, 1.0, 1.0))

@@ -2,7 +2,9 @@
 
 ``dist/<bundle>_v<version>.zip`` unzips into one folder, ``<bundle>/``, holding:
 
-- ``configs/``, ``docs/``, ``LICENSE`` and ``models/README.md`` of the bundle, unchanged;
+- ``configs/``, ``docs/``, ``LICENSE`` and ``models/README.md`` of the bundle; each config whole: the blocks it takes
+  from the repository's shared base (``bundles/_base/configs``, with MONAI's ``%file#id`` macros) are copied in
+  (:func:`custom.bundles.flat_config`), so the zip needs no base and every tool reads complete configs;
 - ``custom/``: this repository's Python package (its ``.py`` files), the bundle's own code. Run from inside the bundle
   folder (the model zoo's way: ``python -m monai.bundle run --config_file configs/inference.json``), by MONAI Label and
   by the model zoo's checks (both put the bundle folder on ``sys.path``), the configs import it from there: no
@@ -29,7 +31,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from custom.io import InputError
+from custom.bundles import bundle_names, flat_config
+from custom.errors import InputError
 from custom.model_record import read_model_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +58,9 @@ def bundle_files(bundle: str, version: str, model: Path | None) -> dict[str, byt
         paths = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
         for path in paths:
             if "__pycache__" not in path.parts and path.is_file():
-                files[f"{bundle}/{path.relative_to(folder).as_posix()}"] = path.read_bytes()
+                name = f"{bundle}/{path.relative_to(folder).as_posix()}"
+                # a config whole, the base's blocks copied in (macros resolved): the zip stands on its own
+                files[name] = _json(flat_config(path)) if path.suffix == ".json" else path.read_bytes()
     for path in sorted((ROOT / "custom").rglob("*.py")):
         if "__pycache__" not in path.parts:
             files[f"{bundle}/custom/{path.relative_to(ROOT / 'custom').as_posix()}"] = path.read_bytes()
@@ -80,12 +85,16 @@ def bundle_files(bundle: str, version: str, model: Path | None) -> dict[str, byt
     return files
 
 
+def _json(config: dict) -> bytes:
+    return (json.dumps(config, indent=4, ensure_ascii=False) + "\n").encode()
+
+
 def with_model_settings(config_file: bytes, settings: dict) -> bytes:
     """A JSON config with the model's recorded settings (the checked ``config`` of its ``model.json``: top-level
     ids of the schema in :mod:`custom.model_record`, plain values) in place of the config's own."""
     config = json.loads(config_file)
     config.update(settings)
-    return (json.dumps(config, indent=4, ensure_ascii=False) + "\n").encode()
+    return _json(config)
 
 
 def write_zip(files: dict[str, bytes], path: Path) -> None:
@@ -111,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None, help="a trained model.pt to ship (one --bundle only)")
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder")
     args = parser.parse_args(argv)
-    bundles = args.bundle or sorted(p.parent.parent.name for p in (ROOT / "bundles").glob("*/configs/metadata.json"))
+    bundles = args.bundle or bundle_names(ROOT / "bundles")
     if args.model is not None and len(bundles) != 1:
         parser.error("--model needs exactly one --bundle")
     for bundle in bundles:

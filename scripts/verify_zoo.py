@@ -35,6 +35,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from custom.bundles import bundle_names
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schemas" / "meta_schema_20240725.json"
 # SwinUNETR: keyword-only arguments that torch.jit.script cannot compile
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", action="append", help="bundle under bundles/ (default: every one)")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary one)")
     args = parser.parse_args(argv)
-    bundles = args.bundle or sorted(p.parent.parent.name for p in (ROOT / "bundles").glob("*/configs/metadata.json"))
+    bundles = args.bundle or bundle_names(ROOT / "bundles")
     work = (args.work or Path(tempfile.mkdtemp(prefix="verify_zoo_"))).resolve()
     zoo_root = work / "zoo"
     shutil.rmtree(zoo_root, ignore_errors=True)

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from custom.bundles import bundle_names
+
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLES = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs" / "metadata.json").is_file())
+BUNDLES = bundle_names(ROOT / "bundles")
 
 
 def bundle_configs(bundle: str) -> Path:
@@ -114,8 +116,8 @@ def train_workflow(bundle: str, datalist: Path, work: Path, variants: tuple[str,
 @pytest.fixture(scope="session")
 def heads_datalist(tmp_path_factory) -> Path:
     """Four procedural head cases (48 x 48 x 10), split 2 / 1 / 1 by subject."""
-    from custom.data.demo import make_demo_data
-    from custom.data.layouts import make_datalist
+    from custom.demo.heads import make_demo_data
+    from custom.tools.layouts import make_datalist
 
     root = tmp_path_factory.mktemp("heads")
     make_demo_data(root / "data", cases=4, seed=3, shape=(48, 48, 10))
@@ -128,7 +130,7 @@ def png_datalist(tmp_path_factory) -> Path:
     """Three subjects of 8-bit MR/CT PNG slices, 56 wide and 48 high (non-square, to catch transposed outputs)."""
     from PIL import Image
 
-    from custom.data.layouts import make_datalist
+    from custom.tools.layouts import make_datalist
 
     root = tmp_path_factory.mktemp("png")
     rng = np.random.default_rng(0)
@@ -152,8 +154,8 @@ def png_datalist(tmp_path_factory) -> Path:
 def lung_datalist(tmp_path_factory) -> Path:
     """Five procedural lung patients, four 64 x 64 slices each (alternately clean and with nodules) in the
     lidc_mask2ct layout: 3 training, 1 validation and 1 test patient (its test/ folder)."""
-    from custom.data.demo_lung import make_lung_demo_data
-    from custom.data.layouts import make_datalist
+    from custom.demo.lungs import make_lung_demo_data
+    from custom.tools.layouts import make_datalist
 
     root = tmp_path_factory.mktemp("lungs")
     make_lung_demo_data(root / "data", patients=5, slices=4, test_patients=1, seed=3, size=64)

@@ -95,7 +95,7 @@ CASES = {
     # second sweep (issue 24), finding 1: a model record (model.json beside model.pt) is data, never code
     "record expression": Case(RECORD + "expression/model.pt", "network_def#dropout: a config expression", absent=RAN),
     "record _requires_": Case(RECORD + "requires/model.pt", "model.json: network_def#_requires_: not", absent=RAN),
-    "record foreign target": Case(RECORD + "target/model.pt", "'custom.io.write_text' is not an allowed", absent=RAN),
+    "record foreign target": Case(RECORD + "target/model.pt", "'custom.outputs.write_text' is not an", absent=RAN),
     "record foreign backbone": Case(RECORD + "backbone/model.pt", "backbone: 'torch.nn.Linear' is not an allowed"),
     "record reference": Case(RECORD + "reference/model.pt", "model.json: patch_size: a config expression or"),
     "record other setting": Case(RECORD + "setting/model.pt", "model.json: writer: not a setting a model record"),
@@ -205,10 +205,10 @@ def bad_inputs(heads_datalist, tmp_path_factory) -> dict[str, str]:
     records = {
         "record_expression": {"network_def": {**network_def, "dropout": f"${touch} or 0.0"}},
         "record_requires": {"network_def": {**network_def, "_requires_": f"${touch}"}},
-        "record_target": {"network_def": {"_target_": "custom.io.write_text", "text": "", "path": str(marker)}},
+        "record_target": {"network_def": {"_target_": "custom.outputs.write_text", "text": "", "path": str(marker)}},
         "record_backbone": {"network_def": {**network_def, "backbone": "torch.nn.Linear"}},
         "record_reference": {"patch_size": "@ckpt_path"},
-        "record_setting": {"writer": "custom.io.AtomicPILWriter"},
+        "record_setting": {"writer": "custom.outputs.AtomicPILWriter"},
         "record_unknown": {"network_def": {**network_def, "backbone": "monai.networks.nets.NoSuchNet"}},
     }  # fmt: skip
     for name, record in records.items():
@@ -359,7 +359,7 @@ def test_the_table_covers_every_command_that_reads_user_files():
 
 
 def test_debug_shows_the_traceback(bad_inputs, tmp_path, monkeypatch):
-    from custom.io import InputError
+    from custom.errors import InputError
 
     args = ["check", "--datalist", f"{bad_inputs['bad']}/strings.json"]
     with pytest.raises(InputError, match="is a str"):
@@ -391,7 +391,7 @@ def test_monai_bundle_run_training_with_bad_data_is_one_line(datalist, says, bad
     run = _run(
         ["-m", "monai.bundle", "run", "training", "--config_file", str(BUNDLE / "configs" / "train.json"),
          "--datalist", f"{bad_inputs['bad']}/{datalist}", "--bundle_root", str(tmp_path)],
-        tmp_path,
+        ROOT,  # the repository's configs run from its root (their macros name the base from there)
     )  # fmt: skip
     assert run.returncode == 2, run.stderr
     assert len(_errors(run)) == 1 and "Traceback" not in run.stderr, run.stderr
@@ -406,7 +406,7 @@ def test_a_failed_training_run_leaves_no_empty_folders(bad_inputs, tmp_path):
         ["-m", "monai.bundle", "run", "training", "--config_file", str(BUNDLE / "configs" / "train.json"),
          "--datalist", f"{bad_inputs['bad']}/trainable.json", "--bundle_root", str(tmp_path),
          "--network_def#features", "[1,2]"],
-        tmp_path,
+        ROOT,  # the repository's configs run from its root (their macros name the base from there)
     )  # fmt: skip
     assert run.returncode != 0
     assert not (tmp_path / "models").exists() and not (tmp_path / "runs").exists(), sorted(tmp_path.rglob("*"))
@@ -476,7 +476,7 @@ def test_monai_bundle_run_inference_with_a_corrupt_mr_is_one_line(bad_inputs, tm
         ["-m", "monai.bundle", "run", "--config_file", str(BUNDLE / "configs" / "inference.json"),
          "--dataset_dir", f"{bad_inputs['bad']}/truncated.nii.gz", "--ckpt_path", bad_inputs["model"],
          "--output_dir", str(tmp_path / "out")],
-        tmp_path,
+        ROOT,  # the repository's configs run from its root (their macros name the base from there)
     )  # fmt: skip
     assert run.returncode == 2, run.stderr
     assert len(_errors(run)) == 1 and "truncated.nii.gz: unreadable image" in run.stderr

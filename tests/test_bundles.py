@@ -21,8 +21,10 @@ import torch
 from conftest import BUNDLES, ROOT, bundle_configs, bundle_data, tiny_overrides, train_workflow
 from monai.bundle import ConfigParser
 
+from custom.bundles import flat_config, flat_configs
+from custom.errors import InputError
 from custom.inference import bundle_workflow, run_bundle_inference
-from custom.io import InputError, model_config_path
+from custom.model_record import model_config_path
 
 
 @pytest.fixture(scope="module", params=BUNDLES)
@@ -44,8 +46,7 @@ def datalist_of(request: pytest.FixtureRequest, bundle: str | None = None) -> Pa
 def sample_grid_epochs(bundle: str) -> list[int]:
     """The epochs of the tiny run after which the bundle's training ``SampleGridSaver`` writes a figure (its
     ``every``; every epoch when the config names no such handler)."""
-    parser = ConfigParser()
-    parser.read_config(str(bundle_configs(bundle) / "train.json"))
+    parser = ConfigParser(flat_config(bundle_configs(bundle) / "train.json"))
     parser.update(tiny_overrides(bundle))
     every = 1
     for i, handler in enumerate(parser["train"]["handlers"]):
@@ -202,8 +203,8 @@ def test_zoo_evaluation_scores_the_trained_model(trained, request):
 def test_evaluate_json_keeps_the_inference_handlers(bundle):
     """evaluate.json replaces inference.json's `handlers` (a `+handlers` merge would leave a stray `handlers` in the
     zoo's train.json + evaluate.json): it must keep them, then add the scoring."""
-    inference = ConfigParser.load_config_file(str(bundle_configs(bundle) / "inference.json"))
-    evaluate = ConfigParser.load_config_file(str(bundle_configs(bundle) / "evaluate.json"))
+    inference = flat_config(bundle_configs(bundle) / "inference.json")
+    evaluate = flat_config(bundle_configs(bundle) / "evaluate.json")
     assert evaluate["handlers"][: len(inference["handlers"])] == inference["handlers"]
     assert evaluate["handlers"][-1]["_target_"] == "custom.handlers.SCTEvaluationHandler"
     assert evaluate["run"] == inference["run"] == ["$@evaluator.run()"]
@@ -213,7 +214,7 @@ def test_evaluate_json_keeps_the_inference_handlers(bundle):
 def test_metadata_validates_against_the_vendored_schema(bundle):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((ROOT / "schemas" / "meta_schema_20240725.json").read_text())
-    metadata = json.loads((bundle_configs(bundle) / "metadata.json").read_text())
+    metadata = flat_config(bundle_configs(bundle) / "metadata.json")  # as the zip holds it
     jsonschema.validate(metadata, schema)
     assert metadata["version"] in metadata["changelog"]
     assert metadata["network_data_format"]["outputs"]["pred"]["format"] == bundle_data(bundle).output_format
@@ -242,7 +243,7 @@ def test_required_packages_are_one_environment_and_cover_custom():
     bundles share one environment (same versions), and the pins name every package `custom` imports for the configs.
     That these versions install together on Python 3.10-3.13 was checked with `pip install --dry-run
     --only-binary=:all: --python-version 3.1x` (needs the package index, so not here)."""
-    metadata = {b: json.loads((bundle_configs(b) / "metadata.json").read_text()) for b in BUNDLES}
+    metadata = {b: flat_config(bundle_configs(b) / "metadata.json") for b in BUNDLES}
     assert len({(m["monai_version"], m["pytorch_version"], m["numpy_version"]) for m in metadata.values()}) == 1
     versions: dict[str, str] = {}
     for bundle, meta in metadata.items():
@@ -261,7 +262,7 @@ def _pairs(bundle: str) -> list[tuple[list[str], list[str]]]:
     inference.json with the training override of the same name (``inference_png2d.json`` <-> ``train_png2d.json``)."""
     configs = bundle_configs(bundle)
     pairs = [(["train.json"], ["inference.json"])]
-    formats = ConfigParser.load_config_file(str(configs / "inference.json")).get("format_configs") or {}
+    formats = flat_config(configs / "inference.json").get("format_configs") or {}
     for name in formats.values():
         pairs.append((["train.json", name.replace("inference", "train", 1)], ["inference.json", name]))
     return pairs
@@ -274,9 +275,7 @@ def test_inference_config_matches_training(bundle):
     for train_files, inference_files in _pairs(bundle):
         parsers = []
         for files in (train_files, inference_files):
-            parser = ConfigParser()
-            parser.read_config([str(bundle_configs(bundle) / f) for f in files])
-            parsers.append(parser)
+            parsers.append(ConfigParser(flat_configs([bundle_configs(bundle) / f for f in files])))
         train, infer = parsers
         recorded = train["model_record"]
         assert set(recorded) >= bundle_data(bundle).record_keys

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from custom.data.check import assert_valid_items, check_case, check_datalist
-from custom.io import InputError, write_nifti, write_png
+from custom.errors import InputError
+from custom.outputs import write_nifti, write_png
 
 SHAPE = (8, 9, 10)
 AFFINE = np.array([[1.2, 0, 0, 10.0], [0, 1.2, 0, -20.0], [0, 0, 2.5, 5.0], [0, 0, 0, 1]])
@@ -35,7 +36,7 @@ def _mask() -> np.ndarray:
 
 def make_case(folder: Path, **overrides) -> dict:
     """A clean case in ``folder`` (MR, CT, mask); ``overrides`` replace arrays/affines: ``ct=array``,
-    ``ct_affine=affine``, ``mask=array``... The files are written with ``custom.io.write_nifti``."""
+    ``ct_affine=affine``, ``mask=array``... The files are written with ``custom.outputs.write_nifti``."""
     folder.mkdir(parents=True, exist_ok=True)
     item = {"case": folder.name}
     for key, name, array, dtype in (

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 
 from custom.config_keys import unknown_overrides
-from custom.io import InputError
+from custom.errors import InputError
 
 CONFIG = {"epochs": 200, "val_interval": 5, "network_def": {"features": [1, 2]}, "losses": {"l1": {"weight": 1}}}
 

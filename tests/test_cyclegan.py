@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from custom.data.unpaired import UnpairedDataset, UnpairedSampler, paired_items, unpaired_items
 from custom.engines import CycleGanTrainer, ImagePool
-from custom.io import InputError
+from custom.errors import InputError
 from custom.losses import (
     CorrelationCoefficientLoss,
     DiscriminatorAdversarialLoss,
@@ -354,8 +354,8 @@ def test_a_paired_datalist_is_loaded_unpaired_and_redrawn_every_epoch(heads_data
 @pytest.fixture(scope="module")
 def unpaired_datalist(tmp_path_factory) -> Path:
     """The ``unpaired`` layout: MR of cases 1-3, CT of cases 3-5; case 3 (both scans) is the validation subject."""
-    from custom.data.demo import make_demo_data
-    from custom.data.layouts import make_datalist
+    from custom.demo.heads import make_demo_data
+    from custom.tools.layouts import make_datalist
 
     root = tmp_path_factory.mktemp("unpaired")
     make_demo_data(root / "demo", cases=5, seed=4, shape=(48, 48, 10))

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from custom.data.datalist import Datalist, evaluation_split, load_datalist, read_datalist, write_datalist
-from custom.data.layouts import make_datalist, split_subjects
-from custom.io import InputError
+from custom.errors import InputError
+from custom.tools.layouts import make_datalist, split_subjects
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 AANLIB = SHARED / "data" / "aanlib_brain_ct_mr_dev"

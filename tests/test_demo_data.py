@@ -1,4 +1,4 @@
-"""Tests of the built-in demo data (custom/data/demo.py): layout, geometry, determinism, tissue intensities."""
+"""Tests of the built-in demo data (custom/demo/heads.py): layout, geometry, determinism, tissue intensities."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from custom.data.demo import TISSUES, case_id, make_demo_data, synthesize_case
-from custom.io import InputError, read_image
+from custom.demo.heads import TISSUES, case_id, make_demo_data, synthesize_case
+from custom.errors import InputError
+from custom.images import read_image
 
 FILES = ("mr.nii.gz", "ct.nii.gz", "mask.nii.gz")
 SMALL = dict(shape=(32, 32, 16), spacing=(6.0, 6.0, 10.5))  # same field of view as the default grid, fast

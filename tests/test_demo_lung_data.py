@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from custom.data.demo_lung import make_lung_demo_data, patient_id, synthesize_lung_slice
-from custom.data.lidc import NODULE_THRESHOLD, lidc_items
-from custom.io import InputError
+from custom.data.lidc import NODULE_THRESHOLD
+from custom.demo.lungs import make_lung_demo_data, patient_id, synthesize_lung_slice
+from custom.errors import InputError
+from custom.tools.lidc_layout import lidc_items
 
 
 def _files(root) -> dict[str, bytes]:

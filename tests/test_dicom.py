@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from custom.data.dicom import dicom_to_nifti, list_series
-from custom.io import InputError, read_image
+from custom.errors import InputError
+from custom.images import read_image
 
 itk = pytest.importorskip("itk")
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from custom.cli import main, parse_range
-from custom.io import InputError, write_nifti, write_png
+from custom.errors import InputError
 from custom.metrics import format_summary, summarize
+from custom.outputs import write_nifti, write_png
 from custom.scoring import evaluate_case
 
 REPO = Path(__file__).resolve().parents[1]

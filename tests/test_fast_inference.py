@@ -13,9 +13,9 @@ import torch
 from monai.networks.nets import BasicUNet, SwinUNETR
 
 from custom.data.prefetch import Prefetch
+from custom.errors import InputError
 from custom.handlers import background_writes
 from custom.handlers.background_writes import BackgroundNibabelWriter, wait_for_background_writes
-from custom.io import InputError
 from custom.networks import Generator, prepare_for_inference
 
 
@@ -150,7 +150,8 @@ def test_switches_read_command_line_words():
     """``--background_io false`` arrives as the string "false" (fire keeps lowercase words): it must mean off."""
     from monai.bundle import ConfigParser
 
-    from custom.io import AtomicNibabelWriter, flag
+    from custom.config_keys import flag
+    from custom.outputs import AtomicNibabelWriter
 
     assert flag("false", "x") is False and flag("True", "x") is True and flag(False, "x") is False
     with pytest.raises(InputError, match="background_io='yes': expected true or false"):

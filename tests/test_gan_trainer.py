@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 
 from custom.engines import Pix2PixTrainer
 from custom.handlers import BestModelSaver, ResumableCheckpoint, SampleGridSaver
-from custom.io import model_config_path
 from custom.losses import (
     DiscriminatorAdversarialLoss,
     GeneratorAdversarialLoss,
@@ -22,6 +21,7 @@ from custom.losses import (
     discriminator_logits,
     feature_matching_loss,
 )
+from custom.model_record import model_config_path
 from custom.networks import Generator, MultiScaleDiscriminator
 
 ADV = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)

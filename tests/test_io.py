@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom.io import atomic_write, write_text
+from custom.outputs import atomic_write, write_text
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):
@@ -32,7 +32,7 @@ def test_successful_write_replaces_and_keeps_the_suffix(tmp_path):
 def test_default_bundle_root_is_the_bundle_folder_from_inside_it_or_from_the_repository(tmp_path, monkeypatch):
     from conftest import ROOT
 
-    from custom.io import default_bundle_root
+    from custom.bundles import default_bundle_root
 
     monkeypatch.chdir(ROOT)
     assert default_bundle_root("pix2pix_ngf") == "bundles/pix2pix_ngf"
@@ -69,13 +69,13 @@ def test_a_resumed_run_removes_partial_checkpoints_of_a_killed_one(tmp_path):
 def test_a_failed_write_is_an_output_error_naming_the_file_and_leaves_no_folder(tmp_path, monkeypatch):
     import errno
 
-    import custom.io
-    from custom.io import OutputError
+    import custom.outputs
+    from custom.errors import OutputError
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(custom.io.tempfile, "mkstemp", full)
+    monkeypatch.setattr(custom.outputs.tempfile, "mkstemp", full)
     target = tmp_path / "new" / "deeper" / "summary.json"
     with pytest.raises(OutputError, match=r"new/deeper/summary.json: cannot write \(disk full\)"):
         write_text("{}", target)
@@ -85,8 +85,9 @@ def test_a_failed_write_is_an_output_error_naming_the_file_and_leaves_no_folder(
 def test_write_texts_writes_all_or_none(tmp_path, monkeypatch):
     import errno
 
-    import custom.io
-    from custom.io import OutputError, write_texts
+    import custom.outputs
+    from custom.errors import OutputError
+    from custom.outputs import write_texts
 
     write_texts({tmp_path / "metrics.csv": "old\n", tmp_path / "summary.json": "{}\n"})
     real_open = open
@@ -98,7 +99,7 @@ def test_write_texts_writes_all_or_none(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", file)
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(custom.io, "open", open_then_full, raising=False)
+    monkeypatch.setattr(custom.outputs, "open", open_then_full, raising=False)
     with pytest.raises(OutputError, match="summary.json: cannot write"):
         write_texts({tmp_path / "metrics.csv": "new\n", tmp_path / "summary.json": '{"new": 1}\n'})
     assert (tmp_path / "metrics.csv").read_text() == "old\n"  # the first file, written, was not renamed into place
@@ -114,7 +115,9 @@ def test_a_truncated_nii_gz_is_unreadable_not_zeros(tmp_path):
     """MONAI's LoadImage falls back on ITK when nibabel fails, and ITK returned zeros for a truncated .nii.gz."""
     import numpy as np
 
-    from custom.io import InputError, read_image, write_nifti
+    from custom.errors import InputError
+    from custom.images import read_image
+    from custom.outputs import write_nifti
 
     path = write_nifti(np.arange(4000).reshape(20, 20, 10), np.eye(4), tmp_path / "mr.nii.gz")
     data = open(path, "rb").read()
@@ -130,7 +133,8 @@ def test_a_header_claiming_more_than_the_file_holds_is_refused_before_reading(tm
     import nibabel as nib
     import numpy as np
 
-    from custom.io import InputError, read_image
+    from custom.errors import InputError
+    from custom.images import read_image
 
     header = nib.Nifti1Header()
     header.set_data_shape((1000, 1000, 1000))
@@ -149,7 +153,7 @@ def test_a_depth_one_volume_is_written_as_a_volume(tmp_path):
     from monai.data import MetaTensor
     from monai.transforms import SaveImage
 
-    from custom.io import AtomicNibabelWriter
+    from custom.outputs import AtomicNibabelWriter
 
     image = MetaTensor(torch.zeros(1, 6, 5, 1), affine=torch.eye(4))
     SaveImage(output_dir=tmp_path, writer=AtomicNibabelWriter, separate_folder=False, print_log=False)(
@@ -162,8 +166,8 @@ def test_resuming_from_a_bad_checkpoint_names_it(tmp_path):
     import torch
     from ignite.engine import Engine
 
+    from custom.errors import InputError
     from custom.handlers import ResumableCheckpoint
-    from custom.io import InputError
 
     target = tmp_path / "checkpoint_last.pt"
     torch.save({"generator": torch.nn.Linear(2, 2).state_dict()}, target)
@@ -185,8 +189,8 @@ def test_a_full_disk_while_saving_a_checkpoint_names_the_file(tmp_path, monkeypa
     import torch
     from ignite.engine import Engine
 
+    from custom.errors import OutputError
     from custom.handlers import ResumableCheckpoint
-    from custom.io import OutputError
 
     def full(obj, path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

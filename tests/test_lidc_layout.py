@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from custom.data.datalist import SPLITS
-from custom.data.layouts import make_datalist
-from custom.io import InputError
+from custom.errors import InputError
+from custom.tools.layouts import make_datalist
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """Four patients of two 32 x 32 slices (one clean, one with nodules); the last one in test/."""
-    from custom.data.demo_lung import make_lung_demo_data
+    from custom.demo.lungs import make_lung_demo_data
 
     root = tmp_path_factory.mktemp("lidc") / "data"
     make_lung_demo_data(root, patients=4, slices=2, test_patients=1, seed=1, size=32)

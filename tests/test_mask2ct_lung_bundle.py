@@ -18,8 +18,9 @@ from PIL import Image
 
 from custom.data.lidc import NODULE_THRESHOLD, nodule_region
 from custom.engines import Pix2PixTrainer
+from custom.errors import InputError
+from custom.images import read_image
 from custom.inference import run_bundle_inference
-from custom.io import InputError, read_image
 
 BUNDLE = ROOT / "bundles" / "mask2ct_lung"
 

@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT
 
 from custom.cli import main
-from custom.io import InputError
+from custom.errors import InputError
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str]:

@@ -15,8 +15,10 @@ import torch
 from conftest import ROOT, train_workflow
 from ignite.engine import Events
 
+from custom.errors import InputError
+from custom.images import read_image
 from custom.inference import run_bundle_inference
-from custom.io import InputError, read_image, write_nifti
+from custom.outputs import write_nifti
 
 BUNDLE = ROOT / "bundles" / "pix2pix_ngf"
 

@@ -8,8 +8,8 @@ import torch
 from ignite.engine import Engine
 from PIL import Image
 
+from custom.ct_range import map_range
 from custom.handlers import SampleGridSaver
-from custom.handlers.sample_grid import map_range
 
 CT_WINDOW = (-1024.0, 3071.0)
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import custom.visualize as visualize
-from custom.io import read_image
+from custom.images import read_image
 from custom.visualize import Column, case_figure, make_figure, orthogonal_slices, save_figure
 
 CT = Column("CT", (-1000.0, 1600.0), "HU")

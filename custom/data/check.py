@@ -6,7 +6,7 @@ with 1 if there is any problem. Training and inference call :func:`assert_valid_
 Per case (:func:`check_case`; keys ``image`` = MR, ``label`` = CT, ``mask``, any may be absent):
 
 - missing or unreadable file, or not a 3D volume (2D slice for 8-bit ``paired2d`` data), through
-  :func:`custom.io.read_image` (the reader the bundles use);
+  :func:`custom.images.read_image` (the reader the bundles use);
 - NaN or infinite values; a constant MR or CT (blank image);
 - CT or mask shape different from the MR's (the CT is the reference for the mask without an MR);
 - geometry different from the MR's: the 4x4 affine ``A = [[D diag(s), o], [0, 1]]`` is split into the origin
@@ -31,7 +31,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from custom.io import InputError, read_image
+from custom.errors import InputError
+from custom.images import read_image
 
 __all__ = [
     "intensity_problem",

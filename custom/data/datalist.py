@@ -1,6 +1,6 @@
 """The datalist format: a MONAI decathlon-style JSON of MR/CT cases split by subject, and how to read and write it.
 
-Written by :func:`custom.data.layouts.make_datalist` (``python -m custom datalist``, which finds the cases of a
+Written by :func:`custom.tools.layouts.make_datalist` (``python -m custom datalist``, which finds the cases of a
 dataset layout and splits them); read by training, inference, evaluation and ``check`` through this module::
 
     {"training": [{"image": MR, "label": CT, "mask": body mask (optional), "case": id, "subject": id}, ...],
@@ -34,7 +34,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from custom.io import InputError, write_text
+from custom.errors import InputError
+from custom.outputs import write_text
 
 __all__ = [
     "SPLITS",

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from custom.io import InputError, write_nifti
+from custom.errors import InputError
+from custom.outputs import write_nifti
 
 __all__ = ["list_series", "read_series", "dicom_to_nifti", "lps_to_ras_affine"]
 

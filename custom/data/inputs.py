@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, NUMPY_SUFFIXES, PNG_SUFFIXES, InputError, case_name, case_of
+from custom.errors import InputError
+from custom.images import IMAGE_SUFFIXES, case_name
+from custom.outputs import case_of
 
-__all__ = ["inference_items", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES + PNG_SUFFIXES + NUMPY_SUFFIXES
+__all__ = ["inference_items"]
 DICOM_SUFFIXES = (".dcm",)
 
 

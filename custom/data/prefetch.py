@@ -12,16 +12,27 @@ Config use (inference)::
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sized
 from typing import Any
 
-from custom.io import lower_thread_priority
-
-__all__ = ["Prefetch"]
+__all__ = ["Prefetch", "lower_thread_priority"]
 
 _DONE = object()
+
+
+def lower_thread_priority(niceness: int = 19) -> None:
+    """Make the calling thread yield the CPU to the others (Linux: per-thread nice value; elsewhere nothing).
+
+    Background I/O threads call this so that they use the cores when the network's threads leave them idle, instead of
+    preempting one of its OpenMP threads (on a machine with as many threads as cores, every preemption stalls the
+    other threads at the next barrier)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 class Prefetch:

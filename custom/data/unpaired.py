@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from custom.data.datalist import read_datalist
-from custom.io import InputError
+from custom.errors import InputError
 
 __all__ = ["UnpairedDataset", "UnpairedSampler", "paired_items", "unpaired_items"]
 
@@ -142,17 +143,22 @@ class UnpairedSampler(Sampler):
 
     In a distributed run (``multi_gpu_train.json``) every process draws the same epoch (same seed) and takes every
     ``num_replicas``-th pair from its ``rank`` on, the epoch padded by its first pairs to a multiple of
-    ``num_replicas``, so the processes see disjoint shares of equal length.
+    ``num_replicas``, so the processes see disjoint shares of equal length. ``num_replicas`` and ``rank`` default to
+    the run's (one process: 1 and 0).
 
     Args:
         dataset: the :class:`UnpairedDataset` (or any object with ``mr`` and ``ct`` sized attributes).
         seed: seed of the sampler's own random generator (deterministic epochs for a seed), or None for torch's
             global generator (then give each process the same global seed).
-        num_replicas: number of processes sharing the epoch (1: all of it).
-        rank: this process's share, in ``[0, num_replicas)``.
+        num_replicas: number of processes sharing the epoch (1: all of it); default the run's.
+        rank: this process's share, in ``[0, num_replicas)``; default this process's.
     """
 
-    def __init__(self, dataset: UnpairedDataset, seed: int | None = 0, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self, dataset: UnpairedDataset, seed: int | None = 0, num_replicas: int | None = None, rank: int | None = None
+    ) -> None:
+        num_replicas = idist.get_world_size() if num_replicas is None else num_replicas
+        rank = idist.get_rank() if rank is None else rank
         if not 0 <= int(rank) < int(num_replicas):
             raise ValueError(f"UnpairedSampler: rank must be in [0, num_replicas={num_replicas}), got {rank}.")
         self.n_mr, self.n_ct = len(dataset.mr), len(dataset.ct)

@@ -2,7 +2,7 @@
 
 Compressing and writing a 256 x 256 x 180 int16 NIfTI takes about a second on a CPU; zlib and file I/O release the
 GIL, so a thread overlaps it with the network's work on the next volume of a folder. At most ``MAX_PENDING`` writes
-wait at a time (each holds one volume in memory). Writes stay atomic (:func:`custom.io.atomic_write`), and an error
+wait at a time (each holds one volume in memory). Writes stay atomic (:func:`custom.outputs.atomic_write`), and an error
 in a write (full disk, read-only folder) is raised in the run, at the next write or when the run completes.
 
 Config use (inference)::
@@ -19,7 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from ignite.engine import Engine, Events
 
-from custom.io import AtomicNibabelWriter, lower_thread_priority
+from custom.data.prefetch import lower_thread_priority
+from custom.outputs import AtomicNibabelWriter
 
 __all__ = ["BackgroundNibabelWriter", "BackgroundWrites", "wait_for_background_writes"]
 

@@ -11,7 +11,7 @@ always written to a temporary file then renamed over the old one:
 - ``BestModelSaver``: the model zoo's ``models/model.pt`` (the generator's plain state dict, which loads strictly into
   the bundle's ``network_def``), saved on the evaluator whenever the key validation metric improves (lower is better
   by default, e.g. MAE in HU), with ``models/model.json`` beside it: the config inference needs to rebuild that
-  network and prepare data as in training (``custom.io.model_config_path``).
+  network and prepare data as in training (``custom.model_record.model_config_path``).
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``. In a distributed run (``torchrun``,
 ``multi_gpu_train.json``) every process loads, only the first one (rank 0) writes, and networks wrapped in
@@ -36,8 +36,9 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from monai.transforms import Randomizable
 
-from custom.io import InputError, atomic_write, model_config_path, remove_stale_temp_files, short_reason, write_text
-from custom.model_record import check_model_record
+from custom.errors import InputError, short_reason
+from custom.model_record import check_model_record, model_config_path
+from custom.outputs import atomic_write, remove_stale_temp_files, write_text
 
 __all__ = ["atomic_torch_save", "unwrap", "random_states", "set_random_states", "ResumableCheckpoint", "BestModelSaver"]
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ignite.engine import Engine, Events
 
 from custom.data.datalist import evaluation_split, read_datalist
-from custom.io import read_image
+from custom.images import read_image
 from custom.metrics import format_summary
 from custom.scoring import RegionFn, evaluate_datalist, scored_cases
 from custom.visualize import case_figure

@@ -19,18 +19,10 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from custom.ct_range import map_range
 from custom.visualize import Column, save_figure
 
-__all__ = ["SampleGridSaver", "map_range"]
-
-
-def map_range(values: Any, source: Sequence[float], target: Sequence[float]) -> Any:
-    """Map ``values`` linearly from ``source = (low, high)`` to ``target = (low, high)``:
-    ``target[0] + (values - source[0]) * (target[1] - target[0]) / (source[1] - source[0])``."""
-    (s_low, s_high), (t_low, t_high) = source, target
-    if s_high == s_low:
-        raise ValueError(f"source range {tuple(source)} is empty.")
-    return t_low + (values - s_low) * ((t_high - t_low) / (s_high - s_low))
+__all__ = ["SampleGridSaver"]
 
 
 def _range(name: str, value: Sequence[float]) -> tuple[float, float]:
@@ -83,7 +75,7 @@ class SampleGridSaver:
         keys: keys of the output shown, one column each.
         titles: column titles, one per key.
         value_range: range of the network's values (display window of the keys not in ``target_keys``, in a.u.).
-        target_keys: keys mapped from ``value_range`` to ``target_range`` (see ``map_range``).
+        target_keys: keys mapped from ``value_range`` to ``target_range`` (:func:`custom.ct_range.map_range`).
         target_range: the data range the network's ``value_range`` stands for, e.g. the CT window
             ``(-1024, 3071)``; display window of ``target_keys``, labelled ``units``. ``None``: no mapping, the
             target keys are shown like the others.

@@ -34,6 +34,8 @@ import torch
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
+from custom.ct_range import to_ct
+
 __all__ = ["ShapeConstraintLoss", "fill_from_four_sides"]
 
 
@@ -103,9 +105,8 @@ class ShapeConstraintLoss(_Loss):
             extractor.requires_grad_(False).eval()
 
     def to_hu(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's values in HU (linear map of ``unit_range`` onto ``ct_window``, not clipped)."""
-        (u_lo, u_hi), (w_lo, w_hi) = self.units, self.window
-        return w_lo + (x - u_lo) * ((w_hi - w_lo) / (u_hi - u_lo))
+        """The network's values in HU (:func:`custom.ct_range.to_ct`, not clipped)."""
+        return to_ct(x, self.units, self.window)
 
     def soft_mask(self, ct: torch.Tensor) -> torch.Tensor:
         """The differentiable body mask of a (synthetic) CT in the network's range, values in (0, 1)."""

@@ -1,9 +1,10 @@
 """Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net and a generator whose definition is
-plain data; and the preparation of a network for fast inference."""
+plain data; and the preparation of a network for training (one process or several) and for fast inference."""
 
+from .distributed import for_training
 from .generator import Generator
 from .inference_network import PRECISIONS, prepare_for_inference
 from .multiscale_discriminator import MultiScaleDiscriminator
 from .pix2pix_unet import Pix2PixUNet
 
-__all__ = ["PRECISIONS", "Generator", "MultiScaleDiscriminator", "Pix2PixUNet", "prepare_for_inference"]
+__all__ = ["PRECISIONS", "Generator", "MultiScaleDiscriminator", "Pix2PixUNet", "for_training", "prepare_for_inference"]

@@ -2,8 +2,8 @@
 evaluation looks for it, not after its file (``mr.nii.gz``).
 
 MONAI's ``SaveImaged`` names a file from the image's metadata only (its ``output_name_formatter`` sees the metadata,
-not the item); this transform copies the item's ``case`` into that metadata, and :func:`custom.io.sct_name_formatter`
-reads it there.
+not the item); this transform copies the item's ``case`` into that metadata, and
+:func:`custom.outputs.sct_name_formatter` reads it there.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ subjects in that split, and its fraction is ignored. A split that is not named i
 the subjects that are not named, with its fraction of ALL ``n`` subjects (so naming the test subjects does not change
 how many validation subjects there are). Unpaired: each name applies to the domain(s) that have that subject (a
 domain without any of the names gets no subject in that split). A name that is in no domain, a subject named for
-both splits, or no subject left for training is an :class:`~custom.io.InputError`.
+both splits, or no subject left for training is an :class:`~custom.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ from pathlib import Path
 from typing import Any, NamedTuple, Union
 
 from custom.data.datalist import SPLITS, Datalist, write_datalist
-from custom.data.lidc import LIDC_LAYOUT, lidc_items
-from custom.io import ITK_SUFFIXES, NIFTI_SUFFIXES, InputError, case_name, check_output_path, is_png
+from custom.errors import InputError
+from custom.images import ITK_SUFFIXES, NIFTI_SUFFIXES, case_name, is_png
+from custom.outputs import check_output_path
+from custom.tools.lidc_layout import LIDC_LAYOUT, lidc_items
 
 __all__ = ["LAYOUTS", "SubjectNames", "make_datalist", "split_subjects"]
 

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from custom.io import InputError, atomic_write, write_png, write_text
+from custom.errors import InputError
+from custom.outputs import atomic_write, write_png, write_text
 
 __all__ = ["LungSlice", "synthesize_lung_slice", "make_lung_demo_data", "patient_id", "LUNG_WINDOW"]
 
@@ -262,7 +263,7 @@ def synthesize_lung_slice(
 def _readme(patients: int, slices: int, test_patients: int, seed: int, size: int) -> str:
     return f"""Synthetic chest CT slices with lung masks (made by `python -m custom demo-lung-data`)
 
-NOT PATIENT DATA. Procedural phantoms from custom/data/demo_lung.py, meant to run the mask2ct_lung bundle end to
+NOT PATIENT DATA. Procedural phantoms from custom/demo/lungs.py, meant to run the mask2ct_lung bundle end to
 end (e.g. `make demo BUNDLE=mask2ct_lung`), not to benchmark or validate anything.
 
 Patients: {patients} ({patient_id(0)}..{patient_id(patients - 1)}), {slices} slices each, seed {seed}; the last

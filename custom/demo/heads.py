@@ -59,7 +59,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from custom.io import InputError, write_nifti, write_text
+from custom.errors import InputError
+from custom.outputs import write_nifti, write_text
 
 __all__ = ["make_demo_data", "synthesize_case", "DemoCase", "case_id", "TISSUES", "REFERENCE_FOV_MM"]
 
@@ -397,7 +398,7 @@ def _readme(cases: int, seed: int, shape: tuple[int, int, int], spacing: np.ndar
     spc = "x".join(f"{s:g}" for s in spacing)
     return f"""Synthetic MR/CT head demo data (made by `python -m custom demo-data`)
 
-NOT PATIENT DATA. Procedural phantoms from custom/data/demo.py, meant to run the tools and bundles end to end
+NOT PATIENT DATA. Procedural phantoms from custom/demo/heads.py, meant to run the tools and bundles end to end
 (e.g. `make demo`), not to benchmark or validate anything.
 
 Cases: {cases} ({case_id(0)}..{case_id(cases - 1)}), seed {seed}.
