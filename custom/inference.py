@@ -29,7 +29,7 @@ from typing import Any
 from custom.bundles import flat_config, flat_configs
 from custom.errors import InputError, short_reason
 from custom.model_record import model_config_path, read_model_record
-from custom.outputs import check_output_path, remove_empty_folders, sct_case, sct_file_name
+from custom.outputs import check_output_path, output_ext, remove_empty_folders, sct_case, sct_file_name
 
 __all__ = ["as_config_data", "bundle_workflow", "check_weights", "load_state_dict", "run_bundle_inference"]
 
@@ -205,7 +205,7 @@ def run_bundle_inference(
     parser = workflow.parser
     items = parser.get_parsed_content("data")
     output_dir = str(parser.get_parsed_content("output_dir"))
-    ext = str(parser.get_parsed_content("output_ext"))
+    ext = output_ext(bool(parser.get_parsed_content("eight_bit")))
     written = [os.path.join(output_dir, sct_file_name(sct_case(item), ext)) for item in items]
     first_of: dict[str, str] = {}
     for out, item in zip(written, items):

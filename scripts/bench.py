@@ -71,8 +71,9 @@ def conv_peak(dtype: torch.dtype, repeats: int = 3) -> float:
 
 
 def _parsed(configs: Path, overrides: dict | None = None) -> ConfigParser:
-    parser = ConfigParser()
-    parser.read_config(str(configs / "inference.json"))
+    from custom.bundles import flat_config
+
+    parser = ConfigParser(flat_config(configs / "inference.json"))
     parser.update(overrides or {})
     return parser
 
@@ -272,8 +273,7 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
 
 def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]) -> None:
     """Seconds and peak RSS per volume, varying ROI size, overlap and sw_batch_size one at a time."""
-    parser = ConfigParser()
-    parser.read_config(str(configs / "inference.json"))
+    parser = _parsed(configs)
     roi, overlap, batch = parser["patch_size"], parser["sw_overlap"], parser["sw_batch_size"]
     settings = [{}]
     # SwinUNETR needs multiples of 32, and more than 32 (its bottleneck must exceed one voxel for instance norm)
@@ -309,8 +309,9 @@ def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]
 
 
 def bench_training(configs: Path, batch: int | None, iterations: int) -> None:
-    parser = ConfigParser()
-    parser.read_config(str(configs / "train.json"))
+    from custom.bundles import flat_config
+
+    parser = ConfigParser(flat_config(configs / "train.json"))
     shape = tuple(parser.get("patch_size") or parser.get("image_size"))
     batch = batch or parser.get_parsed_content("batch_size")
     samples = [
@@ -321,7 +322,7 @@ def bench_training(configs: Path, batch: int | None, iterations: int) -> None:
         }
         for _ in range(batch * (iterations + 1))
     ]
-    parser["train#dataloader"] = DataLoader(samples, batch_size=batch)
+    parser["train#trainer#train_data_loader"] = DataLoader(samples, batch_size=batch)
     parser["train#handlers"] = []
     parser["epochs"] = 1
     trainer = parser.get_parsed_content("train#trainer")

@@ -341,7 +341,7 @@ def cyclegan(datalist: Path, work: Path, **overrides):
 def test_a_paired_datalist_is_loaded_unpaired_and_redrawn_every_epoch(heads_datalist, tmp_path):
     workflow = cyclegan(heads_datalist, tmp_path, batch_size=1)
     assert not workflow.check_properties()
-    loader = workflow.parser.get_parsed_content("train#dataloader")  # what the trainer iterates
+    loader = workflow.parser.get_parsed_content("train#trainer#train_data_loader")  # what the trainer iterates
     epochs = []
     for _ in range(6):
         epochs.append(frozenset((mr, ct) for batch in loader for mr, ct in zip(batch["case"], batch["ct_case"])))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from monai.networks.nets import BasicUNet, SwinUNETR
 
 from custom.data.prefetch import Prefetch
@@ -150,17 +151,19 @@ def test_switches_read_command_line_words():
     """``--background_io false`` arrives as the string "false" (fire keeps lowercase words): it must mean off."""
     from monai.bundle import ConfigParser
 
+    from custom.bundles import flat_config
     from custom.config_keys import flag
     from custom.outputs import AtomicNibabelWriter
 
     assert flag("false", "x") is False and flag("True", "x") is True and flag(False, "x") is False
     with pytest.raises(InputError, match="background_io='yes': expected true or false"):
         flag("yes", "background_io")
-    parser = ConfigParser()
-    parser.read_config(str(Path(__file__).resolve().parents[1] / "bundles/pix2pix_ngf/configs/inference.json"))
+    parser = ConfigParser(flat_config(ROOT / "bundles" / "pix2pix_ngf" / "configs" / "inference.json"))
+    transforms = parser["postprocessing"]["transforms"]
+    save = next(i for i, t in enumerate(transforms) if isinstance(t, dict) and t.get("_target_") == "SaveImaged")
     for word, writer in (("false", AtomicNibabelWriter), ("true", BackgroundNibabelWriter)):
         parser["background_io"] = word
-        assert parser.get_parsed_content("writer", lazy=False) is writer
+        assert parser.get_parsed_content(f"postprocessing#transforms#{save}#writer", lazy=False) is writer
 
 
 @pytest.mark.parametrize("bundle", ["pix2pix_ngf", "cyclegan_cc", "mask2ct_lung", "swin_pix2pix_3d"])

@@ -58,9 +58,9 @@ def test_one_epoch_through_config_workflow_with_the_issue_recipe(lung_datalist, 
     terms = trainer.g_losses.terms
     assert {name: term.weight for name, term in terms.items()} == {"adv": 1.0, "l1": 100.0, "ssim": 5.0}
     assert terms["adv"].inputs == ["d_fake"] and isinstance(terms["ssim"].loss, SSIMLoss)
-    adversarial = workflow.parser.get_parsed_content("adversarial_loss")
+    adversarial = workflow.parser.get_parsed_content("gan#adversarial_loss")
     assert isinstance(adversarial, PatchAdversarialLoss) and adversarial.criterion == "bce"
-    discriminator = workflow.parser.get_parsed_content("discriminator")
+    discriminator = workflow.parser.get_parsed_content("gan#discriminator")
     assert isinstance(discriminator, PatchDiscriminator) and discriminator.initial_conv.conv.in_channels == 2
     workflow.run()
     assert trainer.state.epoch == 1

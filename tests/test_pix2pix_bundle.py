@@ -77,11 +77,11 @@ def test_resume_continues_epoch_optimizer_and_schedule(heads_datalist, tmp_path)
     second.run()
     assert started_at == [2, 3, 4]
     assert trainer.state.iteration == full_trainer.state.iteration == 4 * iterations_per_epoch
-    optimizer = second.parser.get_parsed_content("g_optimizer")
+    optimizer = second.parser.get_parsed_content("gan#g_optimizer")
     steps = {int(s["step"]) for s in optimizer.state_dict()["state"].values()}
     assert steps == {4 * iterations_per_epoch}
-    schedule = second.parser.get_parsed_content("g_lr_scheduler")
-    reference = full.parser.get_parsed_content("g_lr_scheduler")
+    schedule = second.parser.get_parsed_content("gan#g_lr_scheduler")
+    reference = full.parser.get_parsed_content("gan#g_lr_scheduler")
     assert schedule.last_epoch == reference.last_epoch == 4
     assert schedule.get_last_lr() == pytest.approx(reference.get_last_lr())
 
@@ -89,7 +89,7 @@ def test_resume_continues_epoch_optimizer_and_schedule(heads_datalist, tmp_path)
 def test_validation_and_model_pt_use_the_generator_weight_average(heads_datalist, tmp_path):
     workflow = pix2pix(heads_datalist, tmp_path, epochs=1, val_interval=1, ema_momentum=0.3)
     average = workflow.parser.get_parsed_content("generator_average")
-    generator = workflow.parser.get_parsed_content("generator")
+    generator = workflow.parser.get_parsed_content("gan#generator")
     assert average.momentum == 0.3  # a setting, like any other
     assert workflow.parser.get_parsed_content("validate#evaluator").network is average.ema_model
     workflow.run()

@@ -29,9 +29,9 @@ def test_config_is_the_papers_recipe():
     parser.read_config(str(bundle_configs(BUNDLE) / "train.json"))
     ct_window = parser.get_parsed_content("ct_window")
     assert ct_window == [-1024, 3000]  # (HU + 1024) / 4024 * 2 - 1
-    assert parser.get_parsed_content("g_optimizer").__class__.__name__ == "AdamW"
+    assert parser.get_parsed_content("gan#g_optimizer").__class__.__name__ == "AdamW"
     assert parser.get_parsed_content("learning_rate") == 1e-5
-    assert parser.get_parsed_content("lr_lambda")(150) == 1.0  # constant LR
+    assert parser.get_parsed_content("gan#lr_lambda")(150) == 1.0  # constant LR
     terms = parser.get_parsed_content("generator_losses")
     assert set(terms) == {"mae", "ssim", "adv"}
     assert isinstance(terms["mae"]["loss"], DensityWeightedL1Loss)

@@ -1,8 +1,9 @@
-"""Samplers for a run that may be one of several processes (``torchrun`` with a bundle's ``multi_gpu_train.json``).
+"""The sampler of a data loader that may run in one of several processes (``torchrun`` with a bundle's
+``multi_gpu_train.json``).
 
-The bundles' data loaders take their sampler from :func:`distributed_sampler`: in a single process it is ``None`` (the
-loader's own order), in a distributed run MONAI's ``DistributedSampler``, which gives every process its own share of
-the data. So one training config serves both, and ``multi_gpu_train.json`` only starts the process group.
+The bundles' data loaders take their sampler from :func:`sampler_for`: in a single process a random order (training)
+or the dataset's order (validation), in a distributed run MONAI's ``DistributedSampler``, which gives every process its
+own share of the data. So one training config serves both, and ``multi_gpu_train.json`` only starts the process group.
 """
 
 from __future__ import annotations
@@ -11,22 +12,24 @@ from collections.abc import Sized
 
 import torch.distributed as dist
 from monai.data import DistributedSampler
+from torch.utils.data import RandomSampler, Sampler
 
-__all__ = ["distributed_sampler"]
+__all__ = ["sampler_for"]
 
 
-def distributed_sampler(dataset: Sized, shuffle: bool, even_divisible: bool | None = None) -> DistributedSampler | None:
-    """MONAI's ``DistributedSampler`` over ``dataset`` when this process is one of several, else ``None``.
+def sampler_for(dataset: Sized, shuffle: bool, even_divisible: bool | None = None) -> Sampler | None:
+    """The sampler of a loader over ``dataset``.
 
     Args:
         dataset: the dataset of the loader.
-        shuffle: a new order every epoch (training) or the dataset's order (validation).
-        even_divisible: every process gets as many items (the last ones repeated); default ``shuffle`` (training:
-            yes, so that the processes step together; validation: no, so that no case is scored twice). Without it a
-            dataset smaller than the number of processes is not split (``None``: every process sees it all).
+        shuffle: a new random order every epoch (training) or the dataset's order (validation: ``None``, the loader's
+            sequential default, in a single process).
+        even_divisible: in a distributed run, every process gets as many items (the last ones repeated); default
+            ``shuffle`` (training: yes, so that the processes step together; validation: no, so that no case is scored
+            twice, and a dataset smaller than the number of processes is not split: every process sees it all).
     """
     if not (dist.is_available() and dist.is_initialized()):
-        return None
+        return RandomSampler(dataset) if shuffle else None
     even = shuffle if even_divisible is None else even_divisible
     if not even and len(dataset) < dist.get_world_size():
         return None
