@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) scripts/demo.py --bundle $(BUNDLE) --out $(DEMO_DIR)
 
+# two workers, one thread each: most tests are start-up and small tensors, which one thread does as fast as two
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 lint: install
 	$(PY) -m ruff check custom tests scripts

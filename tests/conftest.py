@@ -10,6 +10,7 @@ tested on, a key of ``BUNDLE_DATA`` (default ``"heads"``: procedural NIfTI head 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,13 @@ import numpy as np
 import pytest
 
 from custom.bundles import bundle_names
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one thread each (and in their subprocesses) instead of four
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = bundle_names(ROOT / "bundles")

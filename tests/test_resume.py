@@ -16,7 +16,7 @@ class Killed(Exception):
 
 
 def train(bundle: str, datalist, work, kill_after: int | None = None) -> tuple[dict, dict]:
-    workflow = train_workflow(bundle, datalist, work, epochs=3)
+    workflow = train_workflow(bundle, datalist, work, epochs=2)
     if kill_after is not None:
         trainer = workflow.parser.get_parsed_content("train#trainer")
 
@@ -40,9 +40,9 @@ def train(bundle: str, datalist, work, kill_after: int | None = None) -> tuple[d
 def test_resumed_run_equals_uninterrupted_run(bundle, request, tmp_path):
     datalist = request.getfixturevalue(bundle_data(bundle).fixture)
     straight, straight_trainer = train(bundle, datalist, tmp_path / "straight")
-    train(bundle, datalist, tmp_path / "resumed", kill_after=2)
+    train(bundle, datalist, tmp_path / "resumed", kill_after=1)
     resumed, resumed_trainer = train(bundle, datalist, tmp_path / "resumed")
-    assert resumed_trainer["iteration"] == straight_trainer["iteration"] == 3 * straight_trainer["epoch_length"]
+    assert resumed_trainer["iteration"] == straight_trainer["iteration"] == 2 * straight_trainer["epoch_length"]
     assert straight.keys() == resumed.keys()
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), f"{bundle}: {key} differs after resuming"
