@@ -9,8 +9,10 @@ Prints, side by side for fp32 and bf16 (the inference configs' ``precision``), a
 - end to end (``python -m custom infer`` in a fresh process, imports and I/O included): one volume, and a folder of
   ``--folder`` volumes per volume, with peak memory; on procedural heads made once under ``--work``;
 - with ``--canonical <checkout>``: canonical pix2pix's ``unet_256`` generator on the same volume, one slice at a time;
-- training: seconds per iteration at the bundle's training patch size (``patch_size``, or ``image_size``) and
-  ``--batch`` (default: the bundle's ``batch_size``); generator + discriminator, all losses;
+- training (alone with ``--training-only``): seconds and CPU seconds per iteration at the bundle's training patch size
+  (``patch_size``, or ``image_size``) and ``--batch`` (default: the bundle's ``batch_size``), generator +
+  discriminator, all losses, for the plain eager bf16 step and for the bundle's default step (its ``train.json``),
+  each in a fresh process: their ratio, updates per CPU-minute and peak memory;
 - for bundles with a sliding-window inferer (swin_pix2pix_3d): how time and peak memory grow with the ROI size, the
   overlap and ``sw_batch_size``, one factor at a time from the bundle's defaults, each in a fresh process (so its
   peak memory is its own), on a ``--sweep-shape`` volume.
@@ -308,10 +310,15 @@ def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]
         )
 
 
-def bench_training(configs: Path, batch: int | None, iterations: int) -> None:
+def bench_training(configs: Path, batch: int | None, iterations: int, overrides: dict | None = None) -> dict:
+    """One training step of the bundle (generator + discriminator, all losses) on random tensors of its training patch
+    size: wall and CPU seconds per iteration after the first (start-up, compilation), and this process's peak RSS."""
+    from ignite.engine import Events
+
     from custom.bundles import flat_config
 
     parser = ConfigParser(flat_config(configs / "train.json"))
+    parser.update(overrides or {})
     shape = tuple(parser.get("patch_size") or parser.get("image_size"))
     batch = batch or parser.get_parsed_content("batch_size")
     samples = [
@@ -326,20 +333,51 @@ def bench_training(configs: Path, batch: int | None, iterations: int) -> None:
     parser["train#handlers"] = []
     parser["epochs"] = 1
     trainer = parser.get_parsed_content("train#trainer")
-    times = []
-
-    def timed(engine):
-        times.append(time.perf_counter())
-
-    from ignite.engine import Events
-
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, timed)
-    trainer.run()
-    per_iteration = (times[-1] - times[0]) / (len(times) - 1)
-    print(
-        f"training: {per_iteration:.2f} s per iteration (batch {batch}, {'x'.join(map(str, shape))}, G+D, all losses); "
-        f"peak RSS {peak_rss_mb():.0f} MB"
+    marks = []
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda engine: marks.append((time.perf_counter(), time.process_time()))
     )
+    started = time.perf_counter()
+    trainer.run()
+    first = marks[0][0] - started
+    steps = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(marks, marks[1:])]
+    wall, cpu = min(steps)  # the best iteration: the least disturbed by the rest of the machine
+    return {
+        "batch": batch,
+        "shape": list(shape),
+        "precision": parser.get_parsed_content("precision"),
+        "first_seconds": first,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# the reference step of the training-only report: eager bf16 autocast, nothing else
+PLAIN_BF16 = {"precision": "bf16"}
+
+
+def training_report(bundle: str, args: argparse.Namespace) -> None:
+    """``--training-only``: the plain eager bf16 step and the bundle's default step, each in a fresh process (so its
+    peak memory is its own), one after the other in one run; their ratio and updates per CPU-minute."""
+    results = {}
+    for name, overrides in (("plain eager bf16", PLAIN_BF16), ("bundle default", {})):
+        command = [sys.executable, __file__, "--bundle", bundle, "--iterations", str(args.iterations)]
+        command += ["--one-training", json.dumps(overrides)] + (["--batch", str(args.batch)] if args.batch else [])
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        results[name] = json.loads(done.stdout.splitlines()[-1])
+    first = next(iter(results.values()))
+    print(f"training step, batch {first['batch']} of {'x'.join(map(str, first['shape']))} (G + D, all losses):")
+    print("| step | precision | s per iteration | CPU s per iteration | updates per CPU-minute | first iteration s | "
+          "peak RSS MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['precision']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | "
+            f"{60 / r['cpu_seconds']:.1f} | {r['first_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
+        )
+    ratio = results["plain eager bf16"]["seconds"] / results["bundle default"]["seconds"]
+    print(f"bundle default vs plain eager bf16: {ratio:.2f}x the iterations per second", flush=True)
 
 
 def main() -> None:
@@ -355,18 +393,26 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the bundle's batch_size)")
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--sweep-shape", type=int, nargs=3, default=(128, 128, 96))
+    parser.add_argument("--training-only", action="store_true", help="training step figures only")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: one sweep setting (JSON)
+    parser.add_argument("--one-training", default=None, help=argparse.SUPPRESS)  # internal: one training step (JSON)
     args = parser.parse_args()
     configs = ROOT / "bundles" / args.bundle / "configs"
+    if args.one_training is not None:
+        print(json.dumps(bench_training(configs, args.batch, args.iterations, json.loads(args.one_training))))
+        return
     if args.one is not None:
         seconds = bench_inference(configs, tuple(args.shape), args.repeats, json.loads(args.one))
         print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     print(f"bundle {args.bundle}")
+    if args.training_only:
+        training_report(args.bundle, args)
+        return
     inference_report(args.bundle, configs, args)
     if not args.skip_training:
-        bench_training(configs, args.batch, args.iterations)
+        training_report(args.bundle, args)
     inference = ConfigParser.load_config_file(str(configs / "inference.json"))
     if "sw_overlap" in inference:  # a sliding-window bundle (swin_pix2pix_3d)
         sliding_window_sweep(args.bundle, configs, tuple(args.sweep_shape))
