@@ -127,9 +127,9 @@ def _switch(value: Any, default: Any) -> str | None:
 
 
 def _precision(value: Any, default: Any) -> str | None:
-    from custom.networks import PRECISIONS
+    from custom.networks import PRECISION_CHOICES
 
-    return None if value in PRECISIONS else f"expected one of {', '.join(PRECISIONS)}"
+    return None if value in PRECISION_CHOICES else f"expected one of {', '.join(PRECISION_CHOICES)}"
 
 
 def _device(value: Any, default: Any) -> str | None:

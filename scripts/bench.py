@@ -1,6 +1,7 @@
 """``make bench [BUNDLE=pix2pix_ngf]``: speed and memory of a bundle on this machine, with its real network sizes.
 
-Prints, side by side for fp32 and bf16 (the inference configs' ``precision``), all measured in the same run:
+Prints the CPU's vector ISA and bf16 support, then, side by side for fp32 and bf16 (the inference configs'
+``precision``), all measured in the same run:
 - the network alone: seconds per 3D MR volume (``--shape``, default 256 x 256 x 180) through the bundle's inferer, with
   the network as inference prepares it (bundles whose 2D network runs on whole slices, e.g. mask2ct_lung: per 2D
   input of the first two sizes); its FLOPs; the machine's measured 3x3-convolution peak; the time the FLOPs would take
@@ -11,8 +12,11 @@ Prints, side by side for fp32 and bf16 (the inference configs' ``precision``), a
 - with ``--canonical <checkout>``: canonical pix2pix's ``unet_256`` generator on the same volume, one slice at a time;
 - training (alone with ``--training-only``): seconds and CPU seconds per iteration at the bundle's training patch size
   (``patch_size``, or ``image_size``) and ``--batch`` (default: the bundle's ``batch_size``), generator +
-  discriminator, all losses, for the plain eager bf16 step and for the bundle's default step (its ``train.json``),
-  each in a fresh process: their ratio, updates per CPU-minute and peak memory;
+  discriminator, all losses, for the plain eager bf16 and fp32 steps, the bundle's default step (its ``train.json``)
+  and its quick recipe, each in a fresh process: their ratios, updates per CPU-minute, the step's FLOP rate beside
+  the convolution peak, and peak memory;
+- bf16 only where the CPU has it in hardware (AVX512/AMX; ``--emulated-bf16`` forces it): emulated, it is tens of
+  times slower than fp32 and would take hours;
 - for bundles with a sliding-window inferer (swin_pix2pix_3d): how time and peak memory grow with the ROI size, the
   overlap and ``sw_batch_size``, one factor at a time from the bundle's defaults, each in a fresh process (so its
   peak memory is its own), on a ``--sweep-shape`` volume.
@@ -38,7 +42,7 @@ from monai.inferers import SliceInferer
 from torch.utils.data import DataLoader
 
 from custom.inferers import CropToMaskInferer, mask_bounding_box
-from custom.networks import PRECISIONS
+from custom.networks import PRECISIONS, native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,7 +217,9 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
     and a folder of volumes), peak memory, per precision; canonical pix2pix's generator when a checkout is given."""
     import tempfile
 
-    precisions = ["fp32", "bf16"]
+    precisions = ["fp32", "bf16"] if native_bf16("cpu") or args.emulated_bf16 else ["fp32"]
+    if precisions == ["fp32"]:
+        print("bf16: skipped, it is emulated on this CPU (--emulated-bf16 times it anyway)")
     peaks = {p: conv_peak(PRECISIONS[p]) for p in precisions}
     rows: dict[str, dict[str, str]] = {p: {} for p in precisions}
     flops = 0.0
@@ -264,10 +270,11 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
         print(f"| {name} | " + " | ".join(rows[p][name] for p in precisions) + " |")
     if args.canonical:
         seconds, canonical_flops = bench_canonical(Path(args.canonical), tuple(args.shape), args.repeats)
-        ours = float(rows["bf16"]["network only, s per volume"])
+        fastest = min(precisions, key=lambda p: float(rows[p]["network only, s per volume"]))
+        ours = float(rows[fastest]["network only, s per volume"])
         print(
             f"canonical pix2pix unet_256 (fp32, one slice at a time, network only): {seconds:.2f} s per volume, "
-            f"{canonical_flops / 1e12:.2f} TFLOP; ours in bf16 is {seconds / ours:.1f}x faster"
+            f"{canonical_flops / 1e12:.2f} TFLOP; ours in {fastest} is {seconds / ours:.1f}x faster"
         )
     else:
         print("canonical pix2pix: give --canonical <checkout of junyanz/pytorch-CycleGAN-and-pix2pix> to time it here")
@@ -312,8 +319,10 @@ def sliding_window_sweep(bundle: str, configs: Path, shape: tuple[int, int, int]
 
 def bench_training(configs: Path, batch: int | None, iterations: int, overrides: dict | None = None) -> dict:
     """One training step of the bundle (generator + discriminator, all losses) on random tensors of its training patch
-    size: wall and CPU seconds per iteration after the first (start-up, compilation), and this process's peak RSS."""
+    size: wall and CPU seconds per iteration after the first (start-up, compilation), the FLOPs of the first iteration
+    (torch's count) and this process's peak RSS."""
     from ignite.engine import Events
+    from torch.utils.flop_counter import FlopCounterMode
 
     from custom.bundles import flat_config
 
@@ -334,6 +343,9 @@ def bench_training(configs: Path, batch: int | None, iterations: int, overrides:
     parser["epochs"] = 1
     trainer = parser.get_parsed_content("train#trainer")
     marks = []
+    counter = FlopCounterMode(display=False)  # around the first (untimed) iteration only
+    trainer.add_event_handler(Events.ITERATION_STARTED(once=1), lambda engine: counter.__enter__())
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=1), lambda engine: counter.__exit__(None, None, None))
     trainer.add_event_handler(
         Events.ITERATION_COMPLETED, lambda engine: marks.append((time.perf_counter(), time.process_time()))
     )
@@ -345,39 +357,65 @@ def bench_training(configs: Path, batch: int | None, iterations: int, overrides:
     return {
         "batch": batch,
         "shape": list(shape),
-        "precision": parser.get_parsed_content("precision"),
+        "precision": trainer.precision,
         "first_seconds": first,
         "seconds": wall,
         "cpu_seconds": cpu,
+        "gflop": counter.get_total_flops() / 1e9,
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
-# the reference step of the training-only report: eager bf16 autocast, nothing else
-PLAIN_BF16 = {"precision": "bf16"}
+def machine_line() -> str:
+    """The CPU features that decide the precision: its vector ISA and whether oneDNN has bf16 in hardware."""
+    native = native_bf16("cpu")
+    return (
+        f"CPU {torch.backends.cpu.get_cpu_capability()}, bf16 {'native' if native else 'emulated (no AVX512/AMX)'}, "
+        f"{torch.get_num_threads()} threads"
+    )
+
+
+# the reference steps of the training-only report: eager autocast in bf16, and eager fp32, nothing else
+PLAIN_STEPS = {"plain eager bf16": {"precision": "bf16"}, "plain eager fp32": {"precision": "fp32"}}
 
 
 def training_report(bundle: str, args: argparse.Namespace) -> None:
-    """``--training-only``: the plain eager bf16 step and the bundle's default step, each in a fresh process (so its
-    peak memory is its own), one after the other in one run; their ratio and updates per CPU-minute."""
+    """``--training-only``: the plain eager bf16 and fp32 steps, the bundle's default step (``train.json``) and its
+    quick recipe's (``train_quick.json``, where it has one), each in a fresh process (so its peak memory is its own),
+    one after the other in one run; their ratios, updates per CPU-minute and the rate of the step's FLOPs beside the
+    machine's convolution peak. Emulated bf16 (a CPU without AVX512/AMX: tens of times slower) is skipped unless
+    ``--emulated-bf16``."""
+    configs = ROOT / "bundles" / bundle / "configs"
+    steps = dict(PLAIN_STEPS)
+    if not (native_bf16("cpu") or args.emulated_bf16):
+        del steps["plain eager bf16"]
+        print("plain eager bf16: skipped, bf16 is emulated on this CPU (--emulated-bf16 times it anyway)")
+    steps["bundle default"] = {}
+    if (configs / "train_quick.json").is_file():
+        steps["quick recipe"] = ConfigParser.load_config_file(str(configs / "train_quick.json"))
     results = {}
-    for name, overrides in (("plain eager bf16", PLAIN_BF16), ("bundle default", {})):
+    for name, overrides in steps.items():
         command = [sys.executable, __file__, "--bundle", bundle, "--iterations", str(args.iterations)]
         command += ["--one-training", json.dumps(overrides)] + (["--batch", str(args.batch)] if args.batch else [])
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         results[name] = json.loads(done.stdout.splitlines()[-1])
+    peaks = {p: conv_peak(PRECISIONS[p]) for p in {r["precision"] for r in results.values()}}
     first = next(iter(results.values()))
     print(f"training step, batch {first['batch']} of {'x'.join(map(str, first['shape']))} (G + D, all losses):")
-    print("| step | precision | s per iteration | CPU s per iteration | updates per CPU-minute | first iteration s | "
-          "peak RSS MB |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| step | precision | s per iteration | CPU s per iteration | updates per CPU-minute | GFLOP per iteration | "
+          "GFLOP/s / conv peak | first iteration s | peak RSS MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
+        rate = r["gflop"] / r["seconds"]
         print(
             f"| {name} | {r['precision']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | "
-            f"{60 / r['cpu_seconds']:.1f} | {r['first_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
+            f"{60 / r['cpu_seconds']:.1f} | {r['gflop']:.0f} | {rate:.0f} / {peaks[r['precision']]:.0f} "
+            f"({rate / peaks[r['precision']]:.0%}) | {r['first_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
         )
-    ratio = results["plain eager bf16"]["seconds"] / results["bundle default"]["seconds"]
-    print(f"bundle default vs plain eager bf16: {ratio:.2f}x the iterations per second", flush=True)
+    for reference in (n for n in PLAIN_STEPS if n in results):
+        for name in (n for n in ("bundle default", "quick recipe") if n in results):
+            ratio = results[reference]["seconds"] / results[name]["seconds"]
+            print(f"{name} vs {reference}: {ratio:.2f}x the iterations per second", flush=True)
 
 
 def main() -> None:
@@ -394,6 +432,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--sweep-shape", type=int, nargs=3, default=(128, 128, 96))
     parser.add_argument("--training-only", action="store_true", help="training step figures only")
+    parser.add_argument("--emulated-bf16", action="store_true", help="time bf16 on a CPU that emulates it")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: one sweep setting (JSON)
     parser.add_argument("--one-training", default=None, help=argparse.SUPPRESS)  # internal: one training step (JSON)
     args = parser.parse_args()
@@ -405,7 +444,7 @@ def main() -> None:
         seconds = bench_inference(configs, tuple(args.shape), args.repeats, json.loads(args.one))
         print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    print(f"torch {torch.__version__}, device cpu: {machine_line()}")
     print(f"bundle {args.bundle}")
     if args.training_only:
         training_report(args.bundle, args)

@@ -127,7 +127,7 @@ CASES = {
                                   verify="header_transforms_kept"),
     "infer mixed folder": Case(INFER + " {bad}/mixed", "mixed: holds case folders (A) and loose images (b.nii.gz)"),
     # finding 5: a user's mistake is one line, before any work
-    "infer --precision": Case(INFER + MR + " --precision bf17", "--precision bf17: expected one of fp32, bf16, fp16"),
+    "infer --precision": Case(INFER + MR + " --precision bf17", "--precision bf17: expected one of auto, fp32, bf16"),
     "infer --device cuda": Case(ON + "cuda --input" + MR, "--device cuda: no CUDA GPU on this machine"),
     "infer --device typo": Case(ON + "gpu --input" + MR, "--device gpu: not a device"),
     "infer --patch_size": Case(INFER + MR + " --patch_size abc", "--patch_size abc: expected a list of 2 whole"),
@@ -507,7 +507,7 @@ TRAINING_OPTIONS = {
     "--batch_size 0": "--batch_size 0: expected a whole number >= 1",
     "--minutes -5": "--minutes -5: expected a number > 0",
     "--learning_rate abc": "--learning_rate abc: expected a number > 0",
-    "--precision bf17": "--precision bf17: expected one of fp32, bf16, fp16",
+    "--precision bf17": "--precision bf17: expected one of auto, fp32, bf16, fp16",
     "--device cuda": "--device cuda: no CUDA GPU on this machine",
     "--patch_size abc": "--patch_size abc: expected a list of 2 whole numbers",
 }

@@ -78,8 +78,17 @@ def test_bf16_runs_in_bfloat16_and_returns_float32():
         assert 0 < (out - reference(x)).abs().mean() < 0.05  # rounded, not another function
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_at_inference(monkeypatch, native):
+    import custom.networks.precision as precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    prepared = prepare_for_inference(_unet(), "auto")
+    assert {p.dtype for p in prepared.parameters()} == {torch.bfloat16 if native else torch.float32}
+
+
 def test_precision_errors_are_clear():
-    with pytest.raises(ValueError, match="precision 'fp8': expected one of fp32, bf16, fp16"):
+    with pytest.raises(ValueError, match="precision 'fp8': expected one of auto, fp32, bf16, fp16"):
         prepare_for_inference(_unet(), "fp8")
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
         prepare_for_inference(_unet(), "fp16", device="cpu")

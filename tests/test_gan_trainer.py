@@ -220,3 +220,21 @@ def test_bf16_precision_trains_on_cpu_and_fp16_needs_cuda():
         make_trainer(precision="fp16")
     with pytest.raises(ValueError, match="precision"):
         make_trainer(precision="int8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch, native):
+    import custom.networks.precision as precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    trainer = make_trainer(recipe(ngf=10.0), precision="auto")
+    assert trainer.precision == ("bf16" if native else "fp32")
+    trainer.run()
+    assert trainer.state.output[0]["pred"].dtype == (torch.bfloat16 if native else torch.float32)
+
+
+def test_native_bf16_follows_onednn():
+    from custom.networks import native_bf16
+
+    assert native_bf16("cpu") == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert native_bf16("meta") is False

@@ -4,7 +4,8 @@ A subclass names its networks and optimizers and writes ``_iteration``; this cla
 
 - mixed precision (``precision``): ``"fp32"``; ``"bf16"`` (``torch.autocast`` with bfloat16, on CPUs with bf16
   support, e.g. AVX512-BF16/AMX, and recent GPUs; no loss scaling needed); ``"fp16"`` (CUDA only, with one
-  ``GradScaler`` per optimizer); ``amp=True`` is MONAI's spelling of ``"fp16"`` and is ignored on CPU;
+  ``GradScaler`` per optimizer); ``"auto"`` (bf16 where the device computes it in hardware, else fp32:
+  :mod:`custom.networks.precision`); ``amp=True`` is MONAI's spelling of ``"fp16"`` and is ignored on CPU;
   ``update(name, loss)`` = zero_grad, backward (scaled), step;
 - ``frozen(*networks)``: ``requires_grad`` off for the networks only while the generator step runs;
 - per-term epoch averages in ``engine.state.metrics`` (Ignite ``Average`` over the iterations of an epoch), attached
@@ -28,6 +29,8 @@ from monai.engines.utils import IterationEvents
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
+from custom.networks.precision import resolve_precision
+
 __all__ = ["GanTrainer"]
 
 
@@ -45,10 +48,9 @@ class GanTrainer(Trainer):
         train_handlers: Ignite/MONAI handlers to attach.
         amp: fp16 mixed precision on CUDA (ignored on CPU); same as ``precision="fp16"``.
         optim_set_to_none: ``zero_grad(set_to_none=...)``.
-        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only), see the module docstring.
+        precision: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` (CUDA only) or ``"auto"``, see the module docstring;
+            ``self.precision`` is the one in use (``"auto"`` resolved).
     """
-
-    PRECISIONS = ("fp32", "bf16", "fp16")
 
     def __init__(
         self,
@@ -66,8 +68,7 @@ class GanTrainer(Trainer):
     ) -> None:
         if len(set(loss_names)) != len(loss_names):
             raise ValueError(f"loss names must be unique, got {list(loss_names)}.")
-        if precision not in self.PRECISIONS:
-            raise ValueError(f"precision must be one of {self.PRECISIONS}, got {precision!r}.")
+        requested, precision = precision, resolve_precision(precision, device)
         device_type = torch.device(device).type
         if bool(amp) and device_type == "cuda" and precision == "fp32":
             precision = "fp16"
@@ -84,6 +85,8 @@ class GanTrainer(Trainer):
             amp=amp,
             decollate=True,  # per-sample output items, as MONAI's handlers (and --tracking mlflow) expect
         )
+        if requested == "auto":
+            self.logger.info(f"precision {requested}: {precision} on {device} (bf16 only where the hardware has it)")
         self.optimizers = dict(optimizers)
         self.scalers = {name: torch.amp.GradScaler("cuda") for name in self.optimizers} if amp else {}
         self.loss_names = tuple(loss_names)

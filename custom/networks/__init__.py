@@ -3,8 +3,19 @@ plain data; and the preparation of a network for training (one process or severa
 
 from .distributed import for_training
 from .generator import Generator
-from .inference_network import PRECISIONS, prepare_for_inference
+from .inference_network import prepare_for_inference
 from .multiscale_discriminator import MultiScaleDiscriminator
 from .pix2pix_unet import Pix2PixUNet
+from .precision import PRECISION_CHOICES, PRECISIONS, native_bf16, resolve_precision
 
-__all__ = ["PRECISIONS", "Generator", "MultiScaleDiscriminator", "Pix2PixUNet", "for_training", "prepare_for_inference"]
+__all__ = [
+    "PRECISIONS",
+    "PRECISION_CHOICES",
+    "Generator",
+    "MultiScaleDiscriminator",
+    "Pix2PixUNet",
+    "for_training",
+    "native_bf16",
+    "prepare_for_inference",
+    "resolve_precision",
+]

@@ -13,8 +13,9 @@ What changes, and why each step is exact or bounded:
   parameters (``weight``/``bias`` of shape (C,) when affine); outputs agree to float rounding (~1e-6). Instance norms
   that use running statistics are left alone (they are not per-sample).
 - **Channels-last memory layout** (NHWC / NDHWC): oneDNN's CPU convolutions are 2–3x faster in it. Layout only.
-- **Precision** ``fp32`` (default), ``bf16`` (CPUs with AVX512-BF16/AMX and recent GPUs) or ``fp16`` (GPUs only): the
-  weights are cast and every input is cast to them; the output is returned as float32, so sliding-window blending
+- **Precision** ``fp32`` (default), ``bf16`` (CPUs with AVX512-BF16/AMX and recent GPUs), ``fp16`` (GPUs only) or
+  ``auto`` (bf16 where the hardware has it, see :mod:`custom.networks.precision`): the weights are cast and every
+  input is cast to them; the output is returned as float32, so sliding-window blending
   and the conversion to HU stay in fp32. bf16 keeps 8 bits of mantissa: its cost on a trained model is measured in
   the bundles' docs, not assumed.
 
@@ -32,9 +33,9 @@ import copy
 
 import torch
 
-__all__ = ["PRECISIONS", "prepare_for_inference"]
+from custom.networks.precision import PRECISIONS, resolve_precision
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["prepare_for_inference"]
 
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
@@ -66,19 +67,20 @@ def prepare_for_inference(
 
     Args:
         network: the network; the copy has the same parameter names (its checkpoint is loaded into the copy).
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU only).
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` (GPU only) or ``"auto"``.
         device: where the network runs (default: where it is).
         channels_last: use the channels-last memory layout for 2D and 3D tensors.
 
     Raises:
         ValueError: an unknown precision, fp16 on a CPU, or a channels_last that is not a bool.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if not isinstance(channels_last, bool):
         raise ValueError(f"channels_last {channels_last!r}: expected True or False")
-    dtype = PRECISIONS[precision]
     network = copy.deepcopy(network).eval()
+    if device is None:
+        device = next(network.parameters()).device
+    precision = resolve_precision(precision, device)
+    dtype = PRECISIONS[precision]
     _exact_group_norms(network)
     network.to(device=device, dtype=dtype)
     if precision == "fp16" and next(network.parameters()).device.type == "cpu":
