@@ -181,7 +181,7 @@ VALUE_RULES: dict[str, Rule] = {
                                 "eight_bit", "cc_squared")},
     "precision": _precision,
     "device": _device,
-    **{key: _sizes for key in ("patch_size", "image_size")},
+    **{key: _sizes for key in ("patch_size", "image_size", "train_patch_size")},
     **{key: _pair for key in ("ct_window", "unit_range", "mr_percentiles")},
     **{key: _path for key in ("output_dir", "ckpt_dir", "bundle_root", "dataset_dir", "datalist", "ckpt_path",
                               "mask_file")},

@@ -416,3 +416,31 @@ def test_png2d_variant_trains_and_infers_png(png_datalist, tmp_path):
     written = run_bundle_inference(BUNDLE, ckpt=model, dataset_dir=source, output_dir=str(tmp_path / "out"))
     with Image.open(written[0]) as sct, Image.open(source) as mr:
         assert sct.size == mr.size and sct.mode == "L"
+
+
+def test_quick_recipe_trains_resnet_generators_on_crops_and_infers_whole_slices(png_datalist, tmp_path):
+    """``train_quick.json``: ResNet generators (no skip connections) trained on random crops of ``train_patch_size``,
+    validated and inferred on whole slices (``patch_size``); precision ``auto``; the model record names the backbone."""
+    from PIL import Image
+
+    from custom.inference import run_bundle_inference
+
+    quick = json.loads((BUNDLE / "configs" / "train_quick.json").read_text())
+    assert quick["precision"] == "auto" and quick["network_def"]["backbone"] == "custom.networks.ResNetGenerator"
+    network_def = {**quick["network_def"], "channels": 4, "num_blocks": 1}
+    work = tmp_path / "work"
+    workflow = cyclegan(
+        png_datalist, work, variants=("train_png2d.json", "train_quick.json"), epochs=1, minutes=None,
+        network_def=network_def, train_patch_size=[48, 48],
+    )  # fmt: skip
+    assert workflow.parser.get_parsed_content("train#trainer").precision in ("fp32", "bf16")
+    batch = next(iter(workflow.parser.get_parsed_content("train#trainer#train_data_loader")))
+    assert tuple(batch["image"].shape[2:]) == tuple(batch["label"].shape[2:]) == (48, 48)  # crops of the 56 x 48 slices
+    workflow.run()
+    model = work / "models" / "model.pt"
+    record = json.loads(model.with_name("model.json").read_text())
+    assert record["config"]["network_def"]["backbone"] == "custom.networks.ResNetGenerator"
+    source = json.loads(png_datalist.read_text())["validation"][0]["image"]
+    written = run_bundle_inference(BUNDLE, ckpt=model, dataset_dir=source, output_dir=str(tmp_path / "out"))
+    with Image.open(written[0]) as sct, Image.open(source) as mr:
+        assert sct.size == mr.size and sct.mode == "L"

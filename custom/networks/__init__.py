@@ -1,5 +1,6 @@
-"""Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net and a generator whose definition is
-plain data; and the preparation of a network for training (one process or several) and for fast inference."""
+"""Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net, CycleGAN's ResNet generator and a
+generator whose definition is plain data; the preparation of a network for training (one process or several) and for
+fast inference; the choice of precision."""
 
 from .distributed import for_training
 from .generator import Generator
@@ -7,6 +8,7 @@ from .inference_network import prepare_for_inference
 from .multiscale_discriminator import MultiScaleDiscriminator
 from .pix2pix_unet import Pix2PixUNet
 from .precision import PRECISION_CHOICES, PRECISIONS, native_bf16, resolve_precision
+from .resnet_generator import ResNetGenerator
 
 __all__ = [
     "PRECISIONS",
@@ -14,6 +16,7 @@ __all__ = [
     "Generator",
     "MultiScaleDiscriminator",
     "Pix2PixUNet",
+    "ResNetGenerator",
     "for_training",
     "native_bf16",
     "prepare_for_inference",
