@@ -145,6 +145,20 @@ def test_shape_loss_compares_outlines_not_the_air_inside():
     assert torch.equal(fill_from_four_sides(body * (1 - sinus)), body)
 
 
+def test_shape_loss_pushes_a_bright_background_down():
+    """A grey background far above the threshold: the sigmoid outline term has no gradient there; the hinge has."""
+    body = disc(16)
+    fake = torch.where(body > 0, synthetic_ct(body), torch.full_like(body, 0.0)).requires_grad_(True)  # ~1000 HU
+    outside = body[0, 0] == 0
+    ShapeConstraintLoss(outside_hinge=False)(fake, body).backward()
+    assert fake.grad[0, 0][outside].abs().max() < 1e-12  # saturated: the failure the hinge is for
+    fake.grad = None
+    loss = ShapeConstraintLoss()(fake, body)
+    loss.backward()
+    assert (fake.grad[0, 0][outside] > 0).all()  # every background pixel is pushed down
+    assert float(loss) > float(ShapeConstraintLoss(outside_hinge=False)(fake, body))
+
+
 def test_shape_loss_takes_a_frozen_extractor_from_a_checkpoint(tmp_path):
     extractor = torch.nn.Conv2d(1, 1, 3, padding=1)
     torch.save(extractor.state_dict(), tmp_path / "extractor.pt")
@@ -378,7 +392,7 @@ def test_training_on_an_unpaired_layout_validates_on_the_known_pair(unpaired_dat
     workflow.run()
     workflow.finalize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
-    assert trainer.state.epoch == 2 and 0 < trainer.state.metrics["loss_shape"] < 1
+    assert trainer.state.epoch == 2 and 0 < trainer.state.metrics["loss_shape"] < 2  # outline + hinge, each <= 1
     record = json.loads((tmp_path / "models" / "model.json").read_text())
     assert record["best"]["metric"] == "val_mae" and np.isfinite(record["best"]["value"])
     checkpoint = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)

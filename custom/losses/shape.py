@@ -13,7 +13,14 @@ With ``HU(x) = w_lo + (x - u_lo) (w_hi - w_lo) / (u_hi - u_lo)`` the synthetic C
 (about 0 for air, 1 for tissue; the step is 10-90 % over ``t +- 2.2 T``) and the loss compares it with the MR's body
 mask ``m`` (binary or soft, in [0, 1]) by L1:
 
-    L_shape = mean_i | fill(s)_i - fill(m)_i |
+    L_outline = mean_i | fill(s)_i - fill(m)_i |
+
+The sigmoid saturates: a pixel far on the wrong side of ``t`` (a grey background a GAN starts with, hundreds of HU
+above the threshold) has ``s = 1`` and no gradient, so the outline term cannot remove it. Outside the MR's (filled)
+body a hinge on the intensity itself, whose gradient does not vanish, pushes every pixel below the threshold:
+
+    L_outside = mean_i (1 - fill(m)_i) relu(HU(x_i) - t) / (w_hi - w_lo)
+    L_shape   = L_outline + L_outside           (``outside_hinge=True``, default; False: L_outline alone)
 
 ``fill`` (``fill_holes=True``, default) keeps the outline only: a pixel is inside when the image reaches it from all
 four sides along its row and column, ``fill(s) = min(cummax_left(s), cummax_right(s), cummax_up(s), cummax_down(s))``
@@ -67,6 +74,7 @@ class ShapeConstraintLoss(_Loss):
             ``ct_window``).
         unit_range: the network's intensity range ``(u_lo, u_hi)`` (the bundle's ``unit_range``).
         fill_holes: compare outlines only (``fill_from_four_sides`` on both masks); default True.
+        outside_hinge: add ``L_outside``, the non-saturating hinge outside the MR's body; default True.
         extractor: optional network giving body logits (channel 0) for the synthetic CT, used instead of the
             sigmoid; frozen.
         extractor_checkpoint: optional state dict file loaded strictly into ``extractor``.
@@ -85,6 +93,7 @@ class ShapeConstraintLoss(_Loss):
         ct_window: Sequence[float] = (-1024.0, 3071.0),
         unit_range: Sequence[float] = (-1.0, 1.0),
         fill_holes: bool = True,
+        outside_hinge: bool = True,
         extractor: torch.nn.Module | None = None,
         extractor_checkpoint: str | None = None,
         reduction: LossReduction | str = LossReduction.MEAN,
@@ -95,7 +104,7 @@ class ShapeConstraintLoss(_Loss):
         self.window = _pair("ct_window", ct_window)
         self.units = _pair("unit_range", unit_range)
         self.threshold_hu, self.temperature_hu = float(threshold_hu), float(temperature_hu)
-        self.fill_holes = bool(fill_holes)
+        self.fill_holes, self.outside_hinge = bool(fill_holes), bool(outside_hinge)
         if extractor_checkpoint is not None:
             if extractor is None:
                 raise ValueError("ShapeConstraintLoss: extractor_checkpoint needs an extractor network to load into.")
@@ -131,6 +140,9 @@ class ShapeConstraintLoss(_Loss):
         if self.fill_holes:
             soft, mask = fill_from_four_sides(soft), fill_from_four_sides(mask)
         loss = (soft - mask).abs()
+        if self.outside_hinge:
+            above = torch.relu(self.to_hu(input) - self.threshold_hu) / (self.window[1] - self.window[0])
+            loss = loss + (1.0 - mask) * above
         if self.reduction == LossReduction.MEAN.value:
             return loss.mean()
         if self.reduction == LossReduction.SUM.value:
