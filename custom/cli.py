@@ -1,6 +1,7 @@
 """Command line: ``python -m custom <command> [--flags]`` (built with fire; ``--help`` on any command).
 
-Commands: ``demo-data``, ``demo-lung-data``, ``datalist``, ``dicom2nifti``, ``check``, ``evaluate``, ``infer``.
+Commands: ``demo-data``, ``demo-lung-data``, ``datalist``, ``dicom2nifti``, ``stack-slices``, ``unstack-slices``,
+``check``, ``evaluate``, ``infer``.
 Bad input stops with one line naming the file and the problem (exit code 2), never a traceback (``--debug`` or
 ``SCT_DEBUG=1`` shows it).
 
@@ -282,6 +283,8 @@ COMMANDS: dict[str, Callable | str] = {
     "demo-lung-data": "custom.demo.lungs:make_lung_demo_data",
     "datalist": "custom.tools.layouts:make_datalist",
     "dicom2nifti": "custom.data.dicom:dicom_to_nifti",
+    "stack-slices": "custom.tools.stack_slices:stack_slices",
+    "unstack-slices": "custom.tools.stack_slices:unstack_slices",
     "check": check,
     "evaluate": evaluate,
     "infer": infer,

@@ -205,8 +205,7 @@ def run_bundle_inference(
     parser = workflow.parser
     items = parser.get_parsed_content("data")
     output_dir = str(parser.get_parsed_content("output_dir"))
-    ext = output_ext(bool(parser.get_parsed_content("eight_bit")))
-    written = [os.path.join(output_dir, sct_file_name(sct_case(item), ext)) for item in items]
+    written = [os.path.join(output_dir, sct_file_name(sct_case(item), output_ext(item["image"]))) for item in items]
     first_of: dict[str, str] = {}
     for out, item in zip(written, items):
         if out in first_of:

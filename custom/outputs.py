@@ -18,7 +18,7 @@ from monai.data import NibabelWriter, PILWriter
 from monai.data.utils import to_affine_nd
 
 from custom.errors import InputError, OutputError
-from custom.images import case_name
+from custom.images import NUMPY_SUFFIXES, PNG_SUFFIXES, case_name
 
 __all__ = [
     "GENERIC_IMAGE_NAMES",
@@ -222,9 +222,10 @@ class AtomicPILWriter(_AtomicWriteMixin, PILWriter):
     """MONAI ``PILWriter`` (PNG), atomic."""
 
 
-def output_ext(eight_bit: bool) -> str:
-    """File suffix of the images of a dataset: 8-bit data are PNG slices, everything else NIfTI volumes."""
-    return ".png" if eight_bit else ".nii.gz"
+def output_ext(source: str | os.PathLike) -> str:
+    """File suffix of the synthetic CT made from the image ``source``: PNG for a 2D slice (PNG, or a NumPy mask of
+    mask2ct_lung), NIfTI for a volume (also for 8-bit volumes, e.g. stacked slices)."""
+    return ".png" if str(source).lower().endswith(PNG_SUFFIXES + NUMPY_SUFFIXES) else ".nii.gz"
 
 
 def sct_file_name(case: str, ext: str = ".nii.gz") -> str:

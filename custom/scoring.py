@@ -185,7 +185,7 @@ def scored_cases(data: dict, split: str, pred_dir: PathLike, region_mask_key: st
             raise InputError(f"{where}: item {i} of {split!r} has no 'label' (CT) entry")
         ct = Path(item["label"])
         case = sct_case(item)  # the name inference gave its sCT
-        pred = Path(str(pred_dir)) / sct_file_name(case, output_ext(bool(data.get("eight_bit")) or is_png(ct)))
+        pred = Path(str(pred_dir)) / sct_file_name(case, output_ext(item.get("image", ct)))
         if not pred.is_file():
             raise InputError(f"{pred}: prediction of case {case!r} not found")
         region = None
@@ -244,7 +244,7 @@ def evaluate_datalist(
             value_range=value_range,
             region_mask_path=case.region,
             bone_threshold=bone_threshold,
-            ndim=2 if eight_bit else None,
+            ndim=2 if eight_bit and is_png(case.ct) else None,
             region_of=region_of,
         )
         rows.append({"case": case.case, **metrics})

@@ -33,6 +33,7 @@ import numpy as np
 
 from custom.errors import InputError
 from custom.images import read_image
+from custom.outputs import output_ext
 
 __all__ = [
     "intensity_problem",
@@ -137,22 +138,21 @@ def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_
 
     Args:
         item: datalist item with absolute paths (or relative to the working folder).
-        eight_bit: 8-bit 2D slices (PNG): expect 2D images and no HU values.
+        eight_bit: 8-bit grey levels, no HU values: 2D PNG slices, or volumes (e.g. stacked slices).
         atol_mm: tolerance on origin and voxel spacing, mm.
         atol_dir: tolerance on the direction cosines.
 
     Returns:
         ``[(file, problem), ...]``, empty when the case is fine.
     """
-    ndim = 2 if eight_bit else 3
     problems: list[Problem] = []
     loaded: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
     for key in IMAGE_KEYS:
         if key not in item or item[key] is None:
             continue
         path = str(item[key])
-        try:
-            array, affine = read_image(path, ndim=ndim)
+        try:  # 8-bit data: PNG slices, or volumes of stacked slices
+            array, affine = read_image(path, ndim=2 if eight_bit and output_ext(path) == ".png" else 3)
         except InputError as e:
             message = _strip(path, str(e))
             if not eight_bit and "image is 2D" in message:

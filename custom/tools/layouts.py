@@ -15,6 +15,9 @@ Layouts (``--layout``):
   come from one subject, so the subject of every slice must be known: from ``--manifest`` (a CSV with ``file`` and
   ``subject`` columns; ``<root>/manifest.csv`` is used when present) or from ``--subject-regex`` (its first group,
   searched in the file name, e.g. ``'^(\\d+)\\d{3}\\.png$'`` for ``2004.png`` = subject 2, slice 4).
+- ``stacked2d``: 8-bit slice pairs stacked into volumes by ``python -m custom stack-slices``
+  (:mod:`custom.tools.stack_slices`): the ``synthrad2023`` folders plus ``<root>/stack.json``, which gives each case's
+  subject (the slices of one subject may make several cases); the JSON has ``"eight_bit": true``.
 - ``unpaired``: MR and CT volumes of DIFFERENT patients for CycleGAN, ``<root>/MR/*`` and ``<root>/CT/*`` (NIfTI,
   MHA, MHD or NRRD files; ``MRI/`` accepted for ``MR/``). Each domain is split on its own, and the JSON has six
   lists instead of three: ``training_mr``, ``validation_mr``, ``test_mr`` with items ``{"image": MR, "case",
@@ -59,10 +62,11 @@ from custom.errors import InputError
 from custom.images import ITK_SUFFIXES, NIFTI_SUFFIXES, case_name, is_png
 from custom.outputs import check_output_path
 from custom.tools.lidc_layout import LIDC_LAYOUT, lidc_items
+from custom.tools.stack_slices import read_stack
 
 __all__ = ["LAYOUTS", "SubjectNames", "make_datalist", "split_subjects"]
 
-LAYOUTS = ("synthrad2023", "synthrad2025", "paired2d", "unpaired", LIDC_LAYOUT)
+LAYOUTS = ("synthrad2023", "synthrad2025", "paired2d", "stacked2d", "unpaired", LIDC_LAYOUT)
 _VOLUME_EXT = {"synthrad2023": ".nii.gz", "synthrad2025": ".mha"}
 _UNPAIRED_SUFFIXES = tuple(s for s in NIFTI_SUFFIXES + ITK_SUFFIXES if s != ".dcm")
 _MAX_LISTED = 10
@@ -403,12 +407,19 @@ def _layout_items(root: Path, layout: str, subject_regex: str | None, manifest: 
         return {"": lidc_items(root)}
     if layout == "unpaired":
         domains = dict(zip(("_mr", "_ct"), _unpaired_cases(root)))
+    elif layout == "paired2d":
+        domains = {"": _paired2d_cases(root)}
     else:
-        domains = {"": _paired2d_cases(root) if layout == "paired2d" else _synthrad_cases(root, layout)}
+        domains = {"": _synthrad_cases(root, "synthrad2023" if layout == "stacked2d" else layout)}
     if layout == "paired2d" and subject_regex is None and manifest is None and (root / "manifest.csv").is_file():
         manifest = str(root / "manifest.csv")
     default = None if layout == "paired2d" else (lambda key, other: key)  # volumes: each case is its own subject
+    if layout == "stacked2d" and subject_regex is None and manifest is None:
+        subjects = {c["case"]: c["subject"] for c in read_stack(root)["cases"]}
+        default = lambda key, other: subjects.get(key)  # noqa: E731
     function, problem = _subject_function(subject_regex, manifest, default)
+    if layout == "stacked2d" and function is default:
+        problem = f"{root / 'stack.json'}: case folder(s) not listed"
     if function is None:
         raise InputError(
             f"{root}: the subject of each slice is unknown: add {root / 'manifest.csv'} "
@@ -438,8 +449,8 @@ def make_datalist(
 
     Args:
         root: dataset folder.
-        layout: ``synthrad2023``, ``synthrad2025``, ``paired2d``, ``unpaired`` or ``lidc_mask2ct`` (see the module
-            docstring).
+        layout: ``synthrad2023``, ``synthrad2025``, ``paired2d``, ``stacked2d``, ``unpaired`` or ``lidc_mask2ct``
+            (see the module docstring).
         out: JSON file to write (atomically, with :func:`custom.data.datalist.write_datalist`).
         val_fraction: fraction of the subjects for validation, in [0, 1); ignored when ``val_subjects`` is given.
         test_fraction: fraction of the subjects for test, in [0, 1); ignored when ``test_subjects`` is given.
@@ -479,7 +490,7 @@ def make_datalist(
         subjects = {it["subject"] for it in items}
         where = f"{root_path} ({suffix[1:].upper()} volumes): " if suffix else f"{root_path}: "
         data.update(_split_items(items, _split(subjects, options.within(subjects), seed, where), suffix))
-    eight_bit = layout in ("paired2d", LIDC_LAYOUT)
+    eight_bit = layout in ("paired2d", "stacked2d", LIDC_LAYOUT)
     data.update({"layout": layout, "eight_bit": eight_bit, "root": os.path.abspath(root_path)})
     data["seed"] = int(seed)
     for key, fraction, names in (
