@@ -21,8 +21,8 @@ config (:func:`check_model_record`):
 - literal values only: no string that MONAI would evaluate or resolve (starting with ``$``, ``@`` or ``%``), no
   config keys of MONAI's (``_requires_``, ``_disabled_``, ``_mode_``, ``_desc_``: any key starting with ``_``);
 - ``_target_`` only at the top of ``network_def``, naming a network class of an allowed package
-  (:data:`NETWORK_PACKAGES`); the :class:`custom.networks.Generator`'s ``backbone`` likewise. Classes are looked up
-  among the attributes of those packages, so a record never makes Python import a module.
+  (:data:`NETWORK_PACKAGES`); the ``backbone`` of a :class:`custom.networks.Generator` (or a subclass) likewise.
+  Classes are looked up among the attributes of those packages, so a record never makes Python import a module.
 
 Anything else is one :class:`custom.errors.InputError` naming the file and the key.
 """
@@ -50,7 +50,7 @@ __all__ = [
 
 # where a record's network classes may come from: MONAI's networks and this package's
 NETWORK_PACKAGES = ("monai.networks.nets", "custom.networks")
-GENERATOR = "custom.networks.Generator"  # its "backbone" argument names a class too
+GENERATOR = "custom.networks.Generator"  # its "backbone" argument (and its subclasses') names a class too
 CONFIG_SYNTAX = ("$", "@", "%")  # MONAI evaluates "$...", resolves "@id" references and "%file#id" macros
 AXIS_CODES = set("LRAPSI")
 
@@ -111,14 +111,14 @@ def _network(value: Any, key: str) -> None:
     if not isinstance(value, Mapping) or "_target_" not in value:
         raise _Invalid(f"{key}: expected a network definition (an object with a '_target_')")
     for name in ("_target_", "backbone"):
-        if name == "backbone" and str(value["_target_"]) != GENERATOR:
-            continue
         if not isinstance(value.get(name), str):
             raise _Invalid(f"{key}#{name}: expected the name of a network class")
         try:
-            network_class(value[name])
+            found = network_class(value[name])
         except ValueError as e:
             raise _Invalid(f"{key}#{name}: {e}") from None
+        if name == "_target_" and not issubclass(found, network_class(GENERATOR)):
+            break  # only a Generator (or a subclass) names its backbone class
 
 
 def _numbers(count: int | None, whole: bool = False, positive: bool = False) -> Callable[[Any, str], None]:

@@ -217,3 +217,21 @@ def test_an_ssim_term_is_configuration(heads_datalist, tmp_path):
     assert 0 < metrics["loss_ssim"] < 2 and metrics["loss_ngf"] == 0.0
     out = trainer.state.output[0]
     assert out["loss_g"] == pytest.approx(out["loss_adv"] + 100 * out["loss_l1"] + 5 * out["loss_ssim"], rel=1e-5)
+
+
+def test_2p5d_variant_trains_on_slabs_and_infers_volumes(heads_datalist, tmp_path):
+    workflow = pix2pix(heads_datalist, tmp_path / "work", "train_2p5d.json", epochs=1)
+    assert not workflow.check_properties()
+    generator = workflow.parser.get_parsed_content("gan#generator")
+    generator = getattr(generator, "module", generator)
+    assert type(generator).__name__ == "SliceContextGenerator" and generator.context == 1
+    sample = workflow.parser.get_parsed_content("train#dataset")[0][0]
+    assert sample["image"].shape[0] == 3 and sample["label"].shape[0] == 1  # 3 slices in, the centre slice out
+    workflow.run()
+    model = tmp_path / "work" / "models" / "model.pt"
+    assert json.loads(model.with_suffix(".json").read_text())["config"]["network_def"]["context"] == 1
+    case = json.loads(heads_datalist.read_text())["test"][0]
+    # no extra config: inference.json chooses the volume inferer for a 2.5D network
+    (written,) = run_bundle_inference(BUNDLE, ckpt=model, dataset_dir=case["image"], output_dir=str(tmp_path / "out"))
+    sct, mr = nib.load(written), nib.load(case["image"])
+    assert sct.shape == mr.shape and np.allclose(sct.affine, mr.affine) and sct.get_data_dtype() == np.int16

@@ -1,6 +1,6 @@
-"""Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net, CycleGAN's ResNet generator and a
-generator whose definition is plain data; the preparation of a network for training (one process or several) and for
-fast inference; the choice of precision."""
+"""Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net, CycleGAN's ResNet generator, a
+generator whose definition is plain data and its 2.5D form (neighbouring slices as channels); the preparation of a
+network for training (one process or several) and for fast inference; the choice of precision."""
 
 from .distributed import for_training
 from .generator import Generator
@@ -9,6 +9,7 @@ from .multiscale_discriminator import MultiScaleDiscriminator
 from .pix2pix_unet import Pix2PixUNet
 from .precision import PRECISION_CHOICES, PRECISIONS, native_bf16, resolve_precision
 from .resnet_generator import ResNetGenerator
+from .slice_context import SliceContextGenerator
 
 __all__ = [
     "PRECISIONS",
@@ -17,6 +18,7 @@ __all__ = [
     "MultiScaleDiscriminator",
     "Pix2PixUNet",
     "ResNetGenerator",
+    "SliceContextGenerator",
     "for_training",
     "native_bf16",
     "prepare_for_inference",
