@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""pix2pix_ngf image quality on 2D paired slices, scored with the shared protocol: recipes x seeds, plus the floors.
+"""2D image quality of a bundle (pix2pix_ngf, or cyclegan_cc with unpaired training) on the AANLIB slices, scored with
+the shared protocol: recipes x seeds, plus the floors.
 
 For every variant (a list of the bundle's config files) and every seed, the bundle is trained as a user would
 (``python -m monai.bundle run training`` with ``train.json``, ``train_png2d.json`` and the variant's files, within the
@@ -22,6 +23,11 @@ per epoch); the report then adds, per variant, the test scores of the epochs fro
 deviation over epochs, averaged over seeds) and of the last epoch. This is for diagnosis: a run's test score can swing
 by several grey levels from one epoch to the next, so one selected epoch per seed says little about a recipe. Test
 scores never choose the model.
+
+``--bundle cyclegan_cc --unpaired 2,16:21,32`` trains on the MR of subjects 2 and 16 and the CT of 21 and 32 (no
+subject gives both; the same subjects on both sides is the "pairs used as unpaired" arrangement); validation and test
+stay paired. A variant's files are the bundle's config files, or paths of other JSON files (e.g. an ablation's
+``{"lambda_cc": 0}``).
 
 Usage (from the repository root; one training at a time, as the machine has 2 cores)::
 
@@ -47,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "bundles" / "pix2pix_ngf" / "configs"
+BUNDLES = ("pix2pix_ngf", "cyclegan_cc")
 SHARED = REPO.parent / "shared"
 METRICS = ("mae", "psnr", "ssim", "bone_dice")
 
@@ -57,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=SHARED / "data" / "aanlib_brain_ct_mr_dev")
     p.add_argument("--tools", type=Path, default=SHARED / "tools", help="folder of eval2d.py and aanlib_floors.py")
     p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--bundle", choices=BUNDLES, default="pix2pix_ngf")
+    p.add_argument("--unpaired", default=None, help="MR:CT training subjects, e.g. 2,16:21,32 (cyclegan_cc)")
     p.add_argument(
         "--val",
         default="20",
@@ -76,10 +84,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for folder in (args.data, args.tools):
         if not folder.is_dir():
             p.exit(2, f"error: {folder}: not found\n")
+    args.configs = REPO / "bundles" / args.bundle / "configs"
+    if args.unpaired is not None:
+        mr, _, ct = args.unpaired.partition(":")
+        args.unpaired = ([s for s in mr.split(",") if s], [s for s in ct.split(",") if s])
+        if not all(args.unpaired):
+            p.exit(2, f"error: --unpaired {mr}:{ct}: expected MR subjects:CT subjects, e.g. 2,16:21,32\n")
     variants = {}
     for text in args.variant:
         name, _, files = text.partition("=")
-        variants[name] = [CONFIGS / f for f in files.split(",") if f]
+        variants[name] = [Path(f) if Path(f).is_absolute() else args.configs / f for f in files.split(",") if f]
         for f in variants[name]:
             if not f.is_file():
                 p.exit(2, f"error: --variant {text}: {f} not found\n")
@@ -101,9 +115,9 @@ def run(cmd: list[str], log: Path) -> float:
     return time.time() - start
 
 
-def infer(model: Path, datalist: Path, split: str, output: Path, log: Path) -> None:
+def infer(args: argparse.Namespace, model: Path, datalist: Path, split: str, output: Path, log: Path) -> None:
     """The bundle's inference of one datalist split (``python -m custom infer``; the network from ``model.json``)."""
-    cmd = [sys.executable, "-m", "custom", "infer", "--bundle", CONFIGS.parent, "--ckpt", model]
+    cmd = [sys.executable, "-m", "custom", "infer", "--bundle", args.configs.parent, "--ckpt", model]
     run(cmd + ["--datalist", datalist, "--split", split, "--output", output], log)
 
 
@@ -176,7 +190,7 @@ def score_epochs(args: argparse.Namespace, datalist: Path, work: Path) -> dict:
         snapshot = snapshots[epoch]
         snapshot.with_suffix(".json").write_text(record)
         pred = work / "epoch_pred" / str(epoch)
-        infer(snapshot, both, "test", pred, work / "epochs.log")
+        infer(args, snapshot, both, "test", pred, work / "epochs.log")
         row = {}
         for split, subjects in (("val", args.val), ("test", args.test)):
             out = pred / f"eval_{split}.json"
@@ -190,11 +204,12 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
     work = args.work / f"{name}_seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "eval.json").exists():
-        configs = [CONFIGS / "train.json", CONFIGS / "train_png2d.json", *args.variants[name]]
+        configs = [args.configs / "train.json", args.configs / "train_png2d.json", *args.variants[name]]
         if args.every_epoch:
             configs.append(args.work / "save_every_epoch.json")
         train = [sys.executable, "-m", "monai.bundle", "run", "training"]
-        train += ["--config_file", str([str(c) for c in configs]), "--bundle_root", work, "--datalist", datalist]
+        training_list = args.work / "datalist_unpaired.json" if args.unpaired else datalist
+        train += ["--config_file", str([str(c) for c in configs]), "--bundle_root", work, "--datalist", training_list]
         train += ["--ckpt_dir", work / "models"]
         train += ["--output_dir", work / "runs", "--seed", seed, "--resume", "False"]
         if args.epochs is not None:
@@ -203,10 +218,10 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
             train += ["--minutes", args.minutes]
         seconds = run(train, work / "train.log")
         (work / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
-        infer(work / "models" / "model.pt", datalist, "test", work / "pred", work / "infer.log")
+        infer(args, work / "models" / "model.pt", datalist, "test", work / "pred", work / "infer.log")
         eval2d(args, work / "pred", "{stem}_sct.png", work / "eval.json", work / "eval.log")
     if not (work / "val_eval.json").exists():  # the validation subjects' scores: what a change may be chosen on
-        infer(work / "models" / "model.pt", datalist, "validation", work / "val_pred", work / "infer.log")
+        infer(args, work / "models" / "model.pt", datalist, "validation", work / "val_pred", work / "infer.log")
         eval2d(args, work / "val_pred", "{stem}_sct.png", work / "val_eval.json", work / "eval.log", args.val)
     result = json.loads((work / "eval.json").read_text())
     if not (work / "checkerboard.json").exists():
@@ -218,7 +233,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         "variant": name,
         "seed": seed,
         "train_minutes": float((work / "train_seconds.txt").read_text()) / 60,
-        "epochs": len(re.findall(r"Pix2PixTrainer - INFO - Epoch\[\d+\] Complete", log)),
+        "epochs": len(re.findall(r"(?:Pix2Pix|CycleGan)Trainer - INFO - Epoch\[\d+\] Complete", log)),
         "subject_mean": result["subject_mean"],
         "val_subject_mean": json.loads((work / "val_eval.json").read_text())["subject_mean"],
         **checkerboard,
@@ -316,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     if not datalist.exists():
         cmd = [sys.executable, "-m", "custom", "datalist", "--root", args.data, "--layout", "paired2d"]
         run(cmd + ["--out", datalist, "--val_subjects", args.val, "--test_subjects", args.test], args.work / "log.txt")
+    if args.unpaired:  # the MR of some training subjects, the CT of others; validation and test stay paired
+        data = json.loads(datalist.read_text())
+        unpaired = {k: v for k, v in data.items() if k != "training"}
+        unpaired["training_mr"] = [{k: i[k] for k in ("image", "case", "subject")} for i in data["training"]
+                                   if i["subject"] in args.unpaired[0]]  # fmt: skip
+        unpaired["training_ct"] = [{k: i[k] for k in ("label", "case", "subject")} for i in data["training"]
+                                   if i["subject"] in args.unpaired[1]]  # fmt: skip
+        (args.work / "datalist_unpaired.json").write_text(json.dumps(unpaired, indent=1) + "\n")
     floors = {}
     for name in ("linear", "lut"):
         out = args.work / f"floor_{name}.json"
