@@ -3,9 +3,11 @@ loss and the paper's recipe in its config (torchrun training is tested for every
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
-from conftest import bundle_configs
+from conftest import ROOT, bundle_configs
 from monai.bundle import ConfigParser
 
 from custom.losses import DensityWeightedL1Loss
@@ -37,3 +39,57 @@ def test_config_is_the_papers_recipe():
     assert isinstance(terms["mae"]["loss"], DensityWeightedL1Loss)
     inferer = parser.get_parsed_content("validate#inferer")
     assert type(inferer).__name__ == "SlidingWindowInferer" and inferer.overlap == 0.5 and inferer.mode == "gaussian"
+
+
+def test_thin_stacked_eight_bit_volumes_train_and_infer(tmp_path):
+    """AANLIB-like heads stacked from 8-bit slices (6 slices, thinner than the 32-slice patch): training pads them by
+    repeating the end slices, as inference does; the sCT is grey levels (int16 0-255) on the MR's grid."""
+    import csv
+
+    import nibabel as nib
+    import numpy as np
+    from conftest import train_workflow
+    from PIL import Image
+
+    from custom.inference import run_bundle_inference
+    from custom.tools.layouts import make_datalist
+    from custom.tools.stack_slices import stack_slices
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "slices"
+    for folder in ("MRI", "CT"):
+        (root / folder).mkdir(parents=True)
+    yy, xx = np.mgrid[0:40, 0:40]
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "subject", "slice"])
+        for subject in range(3):
+            for number in range(6):
+                head = ((yy - 20) / 16) ** 2 + ((xx - 20) / 14) ** 2 <= 1
+                skull = head & (((yy - 20) / 13) ** 2 + ((xx - 20) / 11) ** 2 > 1)
+                ct = np.where(skull, 255, np.where(head, 100, 0)) + rng.integers(0, 5, head.shape)
+                mr = np.where(skull, 20, np.where(head, 150, 0)) + rng.integers(0, 5, head.shape)
+                name = f"{subject + 1}{number:03d}.png"
+                Image.fromarray(np.clip(mr, 0, 255).astype(np.uint8)).save(root / "MRI" / name)
+                Image.fromarray(np.clip(ct, 0, 255).astype(np.uint8)).save(root / "CT" / name)
+                writer.writerow([name, subject + 1, number])
+    stack_slices(str(root), str(tmp_path / "stack"))
+    make_datalist(str(tmp_path / "stack"), "stacked2d", str(tmp_path / "d.json"), val_subjects="2", test_subjects="3")
+    work = tmp_path / "work"
+    workflow = train_workflow(BUNDLE, tmp_path / "d.json", work, ("train_stacked.json",), crop_size=[40, 40, 32],
+                              epochs=1)  # fmt: skip
+    assert not workflow.check_properties()
+    sample = workflow.parser.get_parsed_content("train#dataset")[0][0]
+    assert tuple(sample["image"].shape[1:]) == (32, 32, 32)  # 6 slices padded to the patch
+    workflow.run()
+    model = work / "models" / "model.pt"
+    record = json.loads(model.with_suffix(".json").read_text())["config"]
+    assert record["eight_bit"] is True and record["ct_window"] == [0, 255]
+    source = tmp_path / "stack" / "3" / "mr.nii.gz"
+    (written,) = run_bundle_inference(ROOT / "bundles" / BUNDLE, ckpt=model, dataset_dir=str(source),
+                                      output_dir=str(tmp_path / "out"))  # fmt: skip
+    sct, mr = nib.load(written), nib.load(source)
+    assert sct.shape == mr.shape == (40, 40, 6) and sct.get_data_dtype() == np.int16
+    np.testing.assert_allclose(sct.affine, mr.affine)
+    values = np.asarray(sct.dataobj)
+    assert values.min() >= 0 and values.max() <= 255
