@@ -5,9 +5,14 @@
    app, as a local model (``<app>/model/<bundle>``), and the MR alone in a studies folder;
 3. ``monailabel start_server`` of the MONAI Label venv on 127.0.0.1 with ``--conf models <bundle> --conf zoo_source
    github --conf sam2 false`` (local bundle, no download) and ``--conf skip_trainers true`` (serving only);
-4. ``POST /infer/<bundle>?image=<id>&output=image`` over HTTP, without a mask; the answer must be int16, on the MR's
-   grid (shape and affine) and equal to ``python -m custom infer`` of the same model and MR up to float rounding (max
-   |ΔHU| ≤ 10, mean ≤ 0.5: custom infer runs the network prepared for inference; see ``compare``).
+4. ``POST /infer/<bundle>?image=<id>&output=image`` over HTTP; the answer must be int16, on the MR's grid (shape and
+   affine) and equal to ``python -m custom infer`` of the same model and MR up to float rounding (max |ΔHU| ≤ 10, mean
+   ≤ 0.5: custom infer runs the network prepared for inference; see ``compare``);
+5. the same request with the case's body mask sent along (``params={"mask": <path>}``, which MONAI Label merges into
+   the data its bundle task loads): MONAI Label's bundle task hands the inferer the image alone
+   (``BasicInferTask.run_inferer``), so the answer is the whole-volume sCT, and inside the mask it must equal
+   ``custom infer --mask`` (which runs only the sliding windows that touch the mask, see
+   :class:`custom.inferers.CropToMaskInferer`) up to the same rounding.
 
 The server is stopped whatever happens. Not part of ``make test``: it needs the MONAI Label venv (``make test-label``
 makes it: monailabel 0.8.5, numpy < 2, pydicom < 3, torch and torchvision), and starting the server takes minutes.
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -65,6 +71,16 @@ def label_app(label_python: Path, bundle: str, model: Path, mr: Path, root: Path
     return app, studies, image_id
 
 
+def post(url: str, params: dict, out: Path) -> tuple[Path, int]:
+    """``POST url`` with MONAI Label's form field ``params`` (JSON); the answer is written to ``out``."""
+    body = urllib.parse.urlencode({"params": json.dumps(params)}).encode()
+    request = urllib.request.Request(url, data=body, method="POST")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with urllib.request.urlopen(request, timeout=INFER_TIMEOUT_S) as response:
+        out.write_bytes(response.read())
+        return out, response.status
+
+
 def wait_ready(url: str, server: subprocess.Popen) -> None:
     """Wait until ``GET url`` answers 200, or fail when the server exits or the time is up."""
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -93,8 +109,9 @@ def stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def compare(served: Path, reference: Path, mr: Path) -> dict:
-    """Check the served sCT against ``custom infer``'s on the MR grid; return what was measured."""
+def compare(served: Path, reference: Path, mr: Path, mask: Path | None = None) -> dict:
+    """Check the served sCT against ``custom infer``'s on the MR grid (inside ``mask`` if given: outside it the
+    masked reference is air); return what was measured."""
     sct, ref, image = nib.load(served), nib.load(reference), nib.load(mr)
     measured = {
         "served dtype": str(sct.get_data_dtype()),
@@ -106,12 +123,14 @@ def compare(served: Path, reference: Path, mr: Path) -> dict:
     assert sct.shape == image.shape, measured
     assert np.allclose(sct.affine, image.affine, atol=1e-3), measured
     difference = np.abs(np.asarray(sct.dataobj, dtype=np.int32) - np.asarray(ref.dataobj, dtype=np.int32))
+    if mask is not None:
+        difference = difference[np.asarray(nib.load(mask).dataobj) > 0]
     measured.update(
         {
             "max |HU difference| vs custom infer": int(difference.max()),
             "mean |HU difference|": float(difference.mean()),
             "voxels more than 1 HU apart": int((difference > 1).sum()),
-            "voxels": int(difference.size),
+            "voxels compared": int(difference.size) if mask is None else f"{difference.size} (inside the mask)",
         }
     )
     # custom infer runs the network as prepare_for_inference prepares it (group norm, channels-last: the same function,
@@ -133,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     model = trained_model(args.bundle, work)
     datalist = json.loads((work / "datalist.json").read_text())  # the demo's, of the NIfTI (head) bundles
     mr = Path(datalist["test"][0]["image"])
+    mask = Path(datalist["test"][0]["mask"])  # the demo's cases have body masks
     root = work / "label"
     app, studies, image_id = label_app(args.label_python, args.bundle, model, mr, root)
 
@@ -140,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     infer = [sys.executable, "-m", "custom", "infer", "--bundle", str(app / "model" / args.bundle)]
     subprocess.run([*infer, "--ckpt", str(model), "--input", str(mr), "--output", str(reference_dir)], check=True)
     (reference,) = reference_dir.glob("*_sct.nii.gz")
+    masked_dir = root / "custom_infer_mask"
+    subprocess.run([*infer, "--ckpt", str(model), "--input", str(mr), "--mask", str(mask), "--output", str(masked_dir)],
+                   check=True)  # fmt: skip
+    (masked_reference,) = masked_dir.glob("*_sct.nii.gz")
 
     port = free_port()
     # what the `monailabel` command runs, without the folder above its venv that it adds to PYTHONPATH (the repository
@@ -157,13 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         wait_ready(f"http://127.0.0.1:{port}/info/", server)
         ready = time.monotonic()
         url = f"http://127.0.0.1:{port}/infer/{args.bundle}?image={image_id}&output=image"
-        request = urllib.request.Request(url, data=b"params=%7B%7D", method="POST")
-        request.add_header("Content-Type", "application/x-www-form-urlencoded")
-        with urllib.request.urlopen(request, timeout=INFER_TIMEOUT_S) as response:
-            served = root / "served_sct.nii.gz"
-            served.write_bytes(response.read())
-            status = response.status
+        served, status = post(url, {}, root / "served_sct.nii.gz")
         answered = time.monotonic()
+        served_mask, _ = post(url, {"mask": str(mask)}, root / "served_with_mask_sct.nii.gz")
     except Exception:
         print((root / "server.log").read_text()[-6000:], file=sys.stderr)
         raise
@@ -174,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n=== make test-label: {args.bundle} served by MONAI Label ===")
     print(f"POST {url} -> HTTP {status}, {served.stat().st_size} bytes")
     for key, value in measured.items():
+        print(f"{key}: {value}")
+    print(f"\n--- with the body mask sent ({mask}) vs custom infer --mask, inside the mask ---")
+    for key, value in compare(served_mask, masked_reference, mr, mask).items():
+        print(f"{key}: {value}")
+    print("--- without a mask (whole volume) vs custom infer --mask, inside the mask ---")
+    for key, value in compare(served, masked_reference, mr, mask).items():
         print(f"{key}: {value}")
     print(
         f"time: preparing (model, package, custom infer) {prepared - start:.0f} s, server start "
