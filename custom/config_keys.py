@@ -117,6 +117,10 @@ def _fraction(upper_open: bool = False) -> Rule:
     return rule
 
 
+def _open_fraction(value: Any, default: Any) -> str | None:
+    return None if _is_number(value) and 0 < value < 1 else "expected a number in (0, 1)"
+
+
 def _non_negative(value: Any, default: Any) -> str | None:
     return None if _is_number(value) and value >= 0 else "expected a number >= 0"
 
@@ -174,8 +178,8 @@ VALUE_RULES: dict[str, Rule] = {
     **{key: _whole(0) for key in ("num_workers", "seed", "pool_size")},
     "minutes": _positive(none_means="no time limit"),
     "learning_rate": _positive(),
-    **{key: _fraction() for key in ("cache_rate", "augment_prob", "mr_gamma_prob", "ema_momentum",
-                                    "decay_start_fraction")},
+    **{key: _fraction() for key in ("cache_rate", "augment_prob", "mr_gamma_prob", "decay_start_fraction")},
+    "ema_momentum": _open_fraction,  # ignite's EMAHandler takes 0 < momentum < 1
     "sw_overlap": _fraction(upper_open=True),
     **{key: _switch for key in ("amp", "resume", "allow_overlap", "background_io", "channels_last", "crop_to_mask",
                                 "eight_bit", "cc_squared")},

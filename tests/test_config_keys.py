@@ -49,3 +49,13 @@ def test_custom_infer_stops_on_a_misspelt_override(heads_datalist, tmp_path):
 
     with pytest.raises(InputError, match=r"--patch_sise \(did you mean --patch_size"):
         run_bundle_inference(ROOT / "bundles" / "pix2pix_ngf", datalist=str(heads_datalist), patch_sise=[64, 64])
+
+
+def test_values_out_of_a_settings_range_are_refused():
+    from custom.config_keys import check_override_values
+
+    config = {"ema_momentum": 0.02, "epochs": 10}
+    check_override_values(config, {"ema_momentum": 0.5, "epochs": 3}, where="train")
+    for value in (0, 1, 1.5):  # the weight average's momentum is open at both ends (ignite refuses 0 and 1)
+        with pytest.raises(InputError, match=r"ema_momentum .*expected a number in \(0, 1\)"):
+            check_override_values(config, {"ema_momentum": value}, where="train")
