@@ -77,7 +77,7 @@ def check(datalist: str, eight_bit: bool | None = None, allow_overlap: bool = Fa
 
     Args:
         datalist: datalist JSON.
-        eight_bit: 8-bit 2D PNG slices (default: the datalist's own eight_bit flag).
+        eight_bit: 8-bit grey levels, PNG slices or stacked volumes (default: the datalist's own eight_bit flag).
         allow_overlap: a case in two splits (e.g. training and test) is a warning, not a problem.
     """
     from custom.data.check import check_datalist, ct_level_warnings, format_table

@@ -264,7 +264,8 @@ def check_datalist(
     Args:
         datalist_path: datalist JSON (paths absolute or relative to its folder), or its content as read by
             :func:`custom.data.datalist.read_datalist`.
-        eight_bit: 8-bit 2D slices; ``None``: the JSON's ``eight_bit`` (false when absent).
+        eight_bit: 8-bit grey levels (PNG slices or stacked volumes); ``None``: the JSON's ``eight_bit`` (false when
+            absent).
         allow_overlap: a case in two splits is a warning, not a problem.
 
     Raises:

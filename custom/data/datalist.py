@@ -17,8 +17,8 @@ dataset layout and splits them); read by training, inference, evaluation and ``c
 - ``case``: the case id, which names the case's outputs (``<case>_sct.nii.gz``): one plain file name
   (:func:`case_id_problem`), checked by :func:`read_datalist`. The items are data: a run hands them to its config as one
   opaque value (:func:`custom.inference.as_config_data`), never as strings for MONAI to evaluate.
-- ``eight_bit``: true for 8-bit 2D slices (PNG, values 0-255) instead of CT in Hounsfield units; intensity
-  transforms, checks and metrics read it.
+- ``eight_bit``: true for 8-bit grey levels (values 0-255: PNG slices, or volumes stacked from them) instead of CT
+  in Hounsfield units; intensity transforms, checks and metrics read it.
 - How it was split: ``layout``, ``root``, ``seed``, and for each of validation/test either its fraction
   (``val_fraction``, ``test_fraction``) or the subjects named for it (``val_subjects``, ``test_subjects``: strings).
 
