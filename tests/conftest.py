@@ -133,27 +133,40 @@ def heads_datalist(tmp_path_factory) -> Path:
     return root / "datalist.json"
 
 
+def write_head_slice_pair(
+    root: Path,
+    name: str,
+    shape: tuple[int, int],
+    head: tuple[int, int],
+    brain: tuple[int, int],
+    rng: np.random.Generator,
+) -> None:
+    """An 8-bit MR/CT PNG pair ``<root>/MRI/<name>`` and ``<root>/CT/<name>``: an elliptic head (semi-axes ``head``,
+    rows then columns) whose rim outside the ``brain`` ellipse is skull (CT 255, MR 20) around soft tissue (CT 90, MR
+    160), centred in an image of ``shape`` (rows, columns), plus noise."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    cy, cx = shape[0] // 2, shape[1] // 2
+    inside = ((yy - cy) / head[0]) ** 2 + ((xx - cx) / head[1]) ** 2 <= 1
+    skull = inside & (((yy - cy) / brain[0]) ** 2 + ((xx - cx) / brain[1]) ** 2 > 1)
+    ct = np.where(skull, 255, np.where(inside, 90, 0)) + rng.integers(0, 5, inside.shape)
+    mr = np.where(skull, 20, np.where(inside, 160, 0)) + rng.integers(0, 5, inside.shape)
+    for folder, image in (("MRI", mr), ("CT", ct)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / folder / name)
+
+
 @pytest.fixture(scope="session")
 def png_datalist(tmp_path_factory) -> Path:
     """Three subjects of 8-bit MR/CT PNG slices, 56 wide and 48 high (non-square, to catch transposed outputs)."""
-    from PIL import Image
-
     from custom.tools.layouts import make_datalist
 
     root = tmp_path_factory.mktemp("png")
     rng = np.random.default_rng(0)
-    for folder in ("MRI", "CT"):
-        (root / folder).mkdir()
-    yy, xx = np.mgrid[0:48, 0:56]
     for subject in range(3):
         for index in range(2):
-            head = ((yy - 24) / 20) ** 2 + ((xx - 28) / 24) ** 2 <= 1
-            skull = head & (((yy - 24) / 17) ** 2 + ((xx - 28) / 21) ** 2 > 1)
-            ct = np.where(skull, 255, np.where(head, 90, 0)) + rng.integers(0, 5, head.shape)
-            mr = np.where(skull, 20, np.where(head, 160, 0)) + rng.integers(0, 5, head.shape)
-            name = f"s{subject}_{index}.png"
-            Image.fromarray(np.clip(mr, 0, 255).astype(np.uint8)).save(root / "MRI" / name)
-            Image.fromarray(np.clip(ct, 0, 255).astype(np.uint8)).save(root / "CT" / name)
+            write_head_slice_pair(root, f"s{subject}_{index}.png", (48, 56), (20, 24), (17, 21), rng)
     make_datalist(root, "paired2d", root / "datalist.json", val_fraction=0.34, subject_regex=r"^s(\d)_")
     return root / "datalist.json"
 

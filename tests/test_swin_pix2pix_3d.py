@@ -48,8 +48,7 @@ def test_thin_stacked_eight_bit_volumes_train_and_infer(tmp_path):
 
     import nibabel as nib
     import numpy as np
-    from conftest import train_workflow
-    from PIL import Image
+    from conftest import train_workflow, write_head_slice_pair
 
     from custom.inference import run_bundle_inference
     from custom.tools.layouts import make_datalist
@@ -57,22 +56,14 @@ def test_thin_stacked_eight_bit_volumes_train_and_infer(tmp_path):
 
     rng = np.random.default_rng(0)
     root = tmp_path / "slices"
-    for folder in ("MRI", "CT"):
-        (root / folder).mkdir(parents=True)
-    yy, xx = np.mgrid[0:40, 0:40]
+    root.mkdir()
     with open(root / "manifest.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "subject", "slice"])
-        for subject in range(3):
+        for subject in range(1, 4):
             for number in range(6):
-                head = ((yy - 20) / 16) ** 2 + ((xx - 20) / 14) ** 2 <= 1
-                skull = head & (((yy - 20) / 13) ** 2 + ((xx - 20) / 11) ** 2 > 1)
-                ct = np.where(skull, 255, np.where(head, 100, 0)) + rng.integers(0, 5, head.shape)
-                mr = np.where(skull, 20, np.where(head, 150, 0)) + rng.integers(0, 5, head.shape)
-                name = f"{subject + 1}{number:03d}.png"
-                Image.fromarray(np.clip(mr, 0, 255).astype(np.uint8)).save(root / "MRI" / name)
-                Image.fromarray(np.clip(ct, 0, 255).astype(np.uint8)).save(root / "CT" / name)
-                writer.writerow([name, subject + 1, number])
+                write_head_slice_pair(root, f"{subject}{number:03d}.png", (40, 40), (16, 14), (13, 11), rng)
+                writer.writerow([f"{subject}{number:03d}.png", subject, number])
     stack_slices(str(root), str(tmp_path / "stack"))
     make_datalist(str(tmp_path / "stack"), "stacked2d", str(tmp_path / "d.json"), val_subjects="2", test_subjects="3")
     work = tmp_path / "work"
