@@ -127,6 +127,11 @@ def test_unstack_round_trip_and_wrong_volumes(slices: Path, tmp_path: Path):
     shutil.copy(stack / "a" / "ct.nii.gz", pred / "c_sct.nii.gz")  # 4 slices where c has 3
     with pytest.raises(InputError, match="c_sct.nii.gz: 4 slices, its case c has 3"):
         unstack_slices(str(pred), str(stack), str(tmp_path / "png2"))
+    (pred / "c_sct.nii.gz").unlink()  # the split that was inferred: those cases only
+    assert unstack_slices(str(pred), str(stack), str(tmp_path / "png3"), cases="a,b_z005-007").endswith("of 2 volumes")
+    assert len(list((tmp_path / "png3").iterdir())) == 4 + 3  # a's 4 slices and the 3 of b's second run
+    with pytest.raises(InputError, match="no case z"):
+        unstack_slices(str(pred), str(stack), str(tmp_path / "png4"), cases="a,z")
 
 
 @pytest.mark.skipif(not AANLIB.is_dir(), reason="AANLIB dev slices (../shared/data) not on this machine")

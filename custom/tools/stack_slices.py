@@ -166,8 +166,7 @@ def stack_slices(
                 raise InputError(f"{root_path / 'CT' / name}: shape {ct_slice.shape}, its MR {mr_slice.shape}")
             if mr and mr_slice.shape != mr[0].shape:
                 raise InputError(
-                    f"{mr_dir / name}: shape {mr_slice.shape}, other slices of subject {case['subject']} "
-                    f"{mr[0].shape}"
+                    f"{mr_dir / name}: shape {mr_slice.shape}, other slices of subject {case['subject']} {mr[0].shape}"
                 )
             mr.append(mr_slice)
             ct.append(ct_slice)
@@ -207,17 +206,29 @@ def read_stack(stack: str | os.PathLike) -> dict:
     return record
 
 
-def unstack_slices(pred: str, stack: str, out: str, postfix: str = "_sct") -> str:
+def unstack_slices(pred: str, stack: str, out: str, postfix: str = "_sct", cases: Any = None) -> str:
     """Write every slice of the synthetic CT volumes ``<pred>/<case>_sct.nii.gz`` as ``<out>/<stem><postfix>.png``,
     named after the slice file it was stacked from (``2004.png`` -> ``2004_sct.png``), rounded and clipped to 0-255,
     so 2D scoring (``eval2d.py --pred-pattern "{stem}_sct.png"``) reads them.
 
+    Args:
+        cases: only these cases of the stack record (e.g. ``28`` or ``20,28``: the split that was inferred); default
+            all of them.
+
     Raises:
-        InputError: a missing sCT, or one whose number of slices or slice shape is not its case's.
+        InputError: a missing sCT, an unknown case, or an sCT whose number of slices is not its case's.
     """
     record = read_stack(stack)
+    chosen = record["cases"]
+    if cases is not None:
+        wanted = [str(c) for c in cases] if isinstance(cases, (list, tuple)) else str(cases).split(",")
+        known = {case["case"] for case in record["cases"]}
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            raise InputError(f"{stack}: no case {', '.join(unknown)} (cases: {', '.join(sorted(known))})")
+        chosen = [case for case in record["cases"] if case["case"] in wanted]
     written = 0
-    for case in record["cases"]:
+    for case in chosen:
         path = Path(pred) / f"{case['case']}_sct.nii.gz"
         volume, _ = read_image(path, ndim=3)
         if volume.shape[-1] != len(case["slices"]):
@@ -227,4 +238,4 @@ def unstack_slices(pred: str, stack: str, out: str, postfix: str = "_sct") -> st
             check_output_path(str(target), [str(path)], "slice")
             write_png(volume[..., k], target)
             written += 1
-    return f"{out}: {written} slices of {len(record['cases'])} volumes"
+    return f"{out}: {written} slices of {len(chosen)} volumes"
