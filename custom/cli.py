@@ -1,7 +1,7 @@
 """Command line: ``python -m custom <command> [--flags]`` (built with fire; ``--help`` on any command).
 
 Commands: ``demo-data``, ``demo-lung-data``, ``datalist``, ``dicom2nifti``, ``stack-slices``, ``unstack-slices``,
-``check``, ``evaluate``, ``infer``.
+``check``, ``evaluate``, ``infer``, ``train-ensemble``.
 Bad input stops with one line naming the file and the problem (exit code 2), never a traceback (``--debug`` or
 ``SCT_DEBUG=1`` shows it).
 
@@ -247,7 +247,12 @@ def infer(
             mask.nii.gz]) or a folder of images.
         output: output folder (created); never the place of an input file.
         mask: body mask of a single input image; the sCT is set to air outside it.
-        ckpt: model weights (default <bundle>/models/model.pt), with its model.json beside it.
+        ckpt: model weights (default <bundle>/models/model.pt), with its model.json beside it; several
+            (``a.pt,b.pt``) or a folder (every model.pt under it, e.g. what ``train-ensemble`` wrote) make an ensemble,
+            combined voxel-wise (``--combine mean`` or ``median``). With ``--tta flip`` each member also sees the
+            input flipped left-right (``--tta_axes "[0,1]"``: more flips), inverted before combining.
+            ``--uncertainty`` also writes ``<case>_sct_std.nii.gz``: the per-voxel standard deviation over members x
+            flips in the CT's units (float32, 0 outside the mask).
         device: e.g. cpu, cuda or cuda:1 (default: a GPU when there is one).
         precision: fp32 (default), bf16 (about half the time on CPUs with AVX512-BF16/AMX and on recent GPUs; its
             cost in HU is in each bundle's docs) or fp16 (GPUs only).
@@ -258,7 +263,7 @@ def infer(
             --background_io true, --channels_last false.
     """
     from custom.config_keys import check_override_values
-    from custom.inference import run_bundle_inference
+    from custom.inference import member_paths, run_bundle_inference
 
     input, output = _input_and_output(paths, input, output, datalist)
     if input is not None:
@@ -271,9 +276,43 @@ def infer(
     if device is not None:
         check_override_values({}, {"device": device}, where="infer")
         overrides["device"] = f"$torch.device({str(device)!r})"
+    if ckpt is not None:
+        ckpt, *others = member_paths(ckpt if isinstance(ckpt, str) else [str(c) for c in ckpt])
+        if others:  # a tuple: one opaque value to MONAI's parser, so a file name is never read as an expression
+            overrides["ensemble_ckpts"] = tuple(others)
     written = run_bundle_inference(bundle, _text_list(config) or (), ckpt=ckpt, output_dir=output, **overrides)
     for path in written:
         print(path)
+    return 0
+
+
+def train_ensemble(
+    bundle: str,
+    output: str,
+    members: int = 4,
+    minutes: float = 12.0,
+    config: Any = None,
+    seed: int = 0,
+    **overrides: Any,
+):
+    """Train an ensemble: MEMBERS runs of the bundle's recipe with seeds SEED, SEED+1, ..., MINUTES in all (each
+    member MINUTES / MEMBERS), into OUTPUT/member_<i>/models; then ``infer BUNDLE ... --ckpt OUTPUT`` combines them.
+    Running it again resumes an interrupted member and keeps the finished ones.
+
+    Args:
+        bundle: bundle folder, e.g. bundles/pix2pix_ngf.
+        output: folder of the members.
+        members: how many models (>= 2).
+        minutes: the training budget of the whole ensemble.
+        config: the recipe's config files over train.json (names in the bundle's configs/ or paths), e.g.
+            train_quick.json,train_png2d.json.
+        seed: the first member's seed.
+        overrides: any --key value of the training config, the same for every member (e.g. --datalist my.json).
+    """
+    from custom.tools.ensemble_training import train_ensemble as train
+
+    report = functools.partial(print, flush=True)
+    print(train(bundle, output, members, minutes, config, seed, report=report, **overrides))
     return 0
 
 
@@ -288,6 +327,7 @@ COMMANDS: dict[str, Callable | str] = {
     "check": check,
     "evaluate": evaluate,
     "infer": infer,
+    "train-ensemble": train_ensemble,
 }
 
 

@@ -172,6 +172,23 @@ def _path(value: Any, default: Any) -> str | None:
     return None if isinstance(value, (str, os.PathLike)) and str(value).strip() else "expected a file or folder name"
 
 
+def _choice(*choices: str) -> Rule:
+    def rule(value: Any, default: Any) -> str | None:
+        return None if value in choices else f"expected one of {', '.join(choices)}"
+
+    return rule
+
+
+def _axes(value: Any, default: Any) -> str | None:
+    ok = isinstance(value, (list, tuple)) and all(_is_number(v) and float(v).is_integer() and v >= 0 for v in value)
+    return None if ok and len(set(value)) == len(value) else "expected a list of distinct spatial axes, e.g. [0]"
+
+
+def _paths(value: Any, default: Any) -> str | None:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, (str, os.PathLike)) and str(v).strip() for v in value)
+    return None if ok else 'expected a list of model files, e.g. ["b/model.pt", "c/model.pt"]'
+
+
 VALUE_RULES: dict[str, Rule] = {
     **{key: _whole(1) for key in ("epochs", "batch_size", "val_interval", "samples_per_volume", "sw_batch_size",
                                   "sample_every", "checkpoint_interval", "log_interval")},
@@ -182,7 +199,11 @@ VALUE_RULES: dict[str, Rule] = {
     "ema_momentum": _open_fraction,  # ignite's EMAHandler takes 0 < momentum < 1
     "sw_overlap": _fraction(upper_open=True),
     **{key: _switch for key in ("amp", "resume", "allow_overlap", "background_io", "channels_last", "crop_to_mask",
-                                "eight_bit", "cc_squared")},
+                                "eight_bit", "cc_squared", "uncertainty")},
+    "tta": _choice("none", "flip"),
+    "combine": _choice("mean", "median"),
+    "tta_axes": _axes,
+    "ensemble_ckpts": _paths,
     "precision": _precision,
     "device": _device,
     **{key: _sizes for key in ("patch_size", "image_size", "train_patch_size")},

@@ -31,7 +31,16 @@ from custom.errors import InputError, short_reason
 from custom.model_record import model_config_path, read_model_record
 from custom.outputs import check_output_path, output_ext, remove_empty_folders, sct_case, sct_file_name
 
-__all__ = ["as_config_data", "bundle_workflow", "check_weights", "load_state_dict", "run_bundle_inference"]
+__all__ = [
+    "as_config_data",
+    "bundle_workflow",
+    "check_members",
+    "check_weights",
+    "load_state_dict",
+    "member_paths",
+    "member_weights",
+    "run_bundle_inference",
+]
 
 _MAX_LISTED = 3
 
@@ -120,6 +129,61 @@ def check_weights(network: Any, ckpt: str | os.PathLike) -> None:
         f"{ckpt}: the weights do not fit the config's network_def ({'; '.join(problems)}); pass the config the model "
         f"was trained with (--config), or keep {model_config_path(ckpt).name} beside it"
     )
+
+
+def member_paths(ckpt: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """The models of ``--ckpt``: one file, a comma-separated list of files, or a folder (every ``model.pt`` under it,
+    e.g. the members ``member_<i>/models/model.pt`` that ``python -m custom train-ensemble`` writes), in that order
+    (a folder's sorted by path).
+
+    Raises:
+        InputError: a file that does not exist, or a folder without any ``model.pt``.
+    """
+    given = [str(p).strip() for p in ckpt] if not isinstance(ckpt, (str, os.PathLike)) else str(ckpt).split(",")
+    paths: list[str] = []
+    for item in (p for p in given if p):
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("model.pt"))
+            if not found:
+                raise InputError(f"{item}: a folder without any model.pt (expected the members of an ensemble)")
+            paths += found
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise InputError(f"{item}: no trained model; train the bundle first or pass --ckpt")
+    if not paths:
+        raise InputError(f"--ckpt {ckpt!r}: no model given")
+    return paths
+
+
+def check_members(ckpt: str | os.PathLike, others: Sequence[str | os.PathLike]) -> None:
+    """Raise one :class:`InputError` unless every model in ``others`` has the same record (``model.json``: network
+    definition and intensity settings) as ``ckpt``: the members of an ensemble share one network definition and one
+    preprocessed input, so they must have been trained alike (different seeds, same recipe)."""
+    first = read_model_record(ckpt)
+    for other in others:
+        record = read_model_record(other)
+        differ = sorted(k for k in set(first) | set(record) if first.get(k) != record.get(k))
+        if differ:
+            raise InputError(
+                f"{model_config_path(other)}: differs from {model_config_path(ckpt)} in {', '.join(differ)}; the "
+                "members of an ensemble must be trained with the same recipe (only their seeds differ)"
+            )
+
+
+def member_weights(ckpt: str | os.PathLike, others: Sequence[str | os.PathLike], network: Any) -> list[dict]:
+    """The weights of the other members of an ensemble whose first model is ``ckpt``, each checked first: its record
+    must equal ``ckpt``'s (:func:`check_members`) and its weights must fit ``network`` (:func:`check_weights`).
+
+    Raises:
+        InputError: naming the member and the problem.
+    """
+    check_members(ckpt, others)
+    states = []
+    for path in others:
+        check_weights(network, path)
+        states.append(load_state_dict(path))
+    return states
 
 
 def _config_files(bundle: Path, extra: Sequence[str | os.PathLike]) -> list[Path]:

@@ -23,6 +23,7 @@ from custom.images import NUMPY_SUFFIXES, PNG_SUFFIXES, case_name
 __all__ = [
     "GENERIC_IMAGE_NAMES",
     "SCT_POSTFIX",
+    "UNCERTAINTY_POSTFIX",
     "AtomicNibabelWriter",
     "AtomicPILWriter",
     "atomic_write",
@@ -34,6 +35,7 @@ __all__ = [
     "sct_case",
     "sct_file_name",
     "sct_name_formatter",
+    "uncertainty_file_name",
     "write_nifti",
     "write_png",
     "write_text",
@@ -43,6 +45,7 @@ __all__ = [
 # file names that say what an image is, not whose it is (SynthRAD: <ID>/mr.nii.gz)
 GENERIC_IMAGE_NAMES = ("mr", "mri", "image", "t1", "t2", "ct")
 SCT_POSTFIX = "sct"  # <case>_sct<ext>: the one name of a synthetic CT file (SaveImaged's output_postfix too)
+UNCERTAINTY_POSTFIX = "sct_std"  # <case>_sct_std.nii.gz: its uncertainty map (float32, any input format)
 
 
 @contextmanager
@@ -231,6 +234,12 @@ def output_ext(source: str | os.PathLike) -> str:
 def sct_file_name(case: str, ext: str = ".nii.gz") -> str:
     """``<case>_sct<ext>``: where inference writes, and evaluation looks for, the synthetic CT of a case."""
     return f"{case}_{SCT_POSTFIX}{ext}"
+
+
+def uncertainty_file_name(case: str) -> str:
+    """``<case>_sct_std.nii.gz``: the uncertainty map of the synthetic CT of a case (float32, so NIfTI also for PNG
+    slices)."""
+    return f"{case}_{UNCERTAINTY_POSTFIX}.nii.gz"
 
 
 def _name_max(folder: str | os.PathLike) -> int:

@@ -196,8 +196,11 @@ def case_figure(
     units: str = "HU",
     mr_percentiles: tuple[float, float] = (0.5, 99.5),
     input_title: str = "MR",
+    uncertainty: np.ndarray | None = None,
 ) -> str:
-    """Save MR | CT | sCT | |sCT - CT| for one case, titled ``case``; returns ``path``.
+    """Save MR | CT | sCT | |sCT - CT| for one case, titled ``case``; returns ``path``. With ``uncertainty`` (the
+    per-voxel spread of an ensemble, same shape, in ``units``) the figure is MR | CT | sCT | uncertainty |
+    |sCT - CT|, the two maps on the same scale ``[0, error_max]``, so one sees whether the spread marks the errors.
 
     3D (x, y, z) RAS volumes give three rows, the axial, coronal and sagittal middle slices (row labels name the plane
     and the slice index, e.g. ``axial z=90``); 2D images (a PNG as MONAI's PIL reader returns it) give one row
@@ -210,10 +213,12 @@ def case_figure(
     """
     if not (mr.shape == ct.shape == sct.shape):
         raise ValueError(f"case_figure: MR {mr.shape}, CT {ct.shape} and sCT {sct.shape} must have the same shape.")
+    if uncertainty is not None and uncertainty.shape != mr.shape:
+        raise ValueError(f"case_figure: uncertainty {uncertainty.shape} must have the shape of the MR {mr.shape}.")
     if mr.ndim not in (2, 3):
         raise ValueError(f"case_figure: expected 2D or 3D images, got shape {mr.shape}.")
     error = np.abs(np.asarray(sct, dtype=np.float64) - np.asarray(ct, dtype=np.float64))
-    volumes = (mr, ct, sct, error)
+    volumes = (mr, ct, sct, error) if uncertainty is None else (mr, ct, sct, uncertainty, error)
     if mr.ndim == 3:
         cx, cy, cz = (s // 2 for s in mr.shape)
         rows = [list(cut) for cut in zip(*(orthogonal_slices(v, (cx, cy, cz)) for v in volumes))]
@@ -231,4 +236,6 @@ def case_figure(
         Column("sCT", display_window, units),
         Column("|sCT - CT|", (0.0, error_max), units, cmap="magma"),
     ]
+    if uncertainty is not None:
+        columns.insert(3, Column("uncertainty (SD)", (0.0, error_max), units, cmap="magma"))
     return save_figure(rows, columns, path, title=case, row_labels=labels, orientation=orientation)

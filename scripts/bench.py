@@ -99,7 +99,8 @@ def bench_network(
 
     parser = _parsed(configs, {**(overrides or {}), "precision": precision, "device": "$torch.device('cpu')"})
     network = parser.get_parsed_content("network")
-    inferer = parser.get_parsed_content("inferer")
+    # one model, as the bundle runs it (the config's "inferer" wraps it for ensembles and test-time flips)
+    inferer = parser.get_parsed_content("model_inferer" if "model_inferer" in parser else "inferer")
     whole_slices = not isinstance(inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
     shape = tuple(shape[:2]) if whole_slices else tuple(shape)
     volume = torch.rand(1, 1, *shape) * 2 - 1

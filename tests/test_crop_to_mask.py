@@ -129,7 +129,7 @@ def test_swin_inference_crops_to_the_case_mask():
         parser.read_config(str(ROOT / "bundles" / "swin_pix2pix_3d" / "configs" / "inference.json"))
         parser.update({"crop_to_mask": crop, "patch_size": [16, 16, 16], "device": "$torch.device('cpu')"})
         inferer, prepare = parser.get_parsed_content("inferer"), parser.get_parsed_content("evaluator#prepare_batch")
-        assert parser.get_parsed_content("inferer#background") == -1.0  # air in the network's output units
+        assert parser.get_parsed_content("model_inferer#background") == -1.0  # air in the network's output units
         counted = []
 
         def network(x: torch.Tensor) -> torch.Tensor:

@@ -235,3 +235,67 @@ def test_2p5d_variant_trains_on_slabs_and_infers_volumes(heads_datalist, tmp_pat
     (written,) = run_bundle_inference(BUNDLE, ckpt=model, dataset_dir=case["image"], output_dir=str(tmp_path / "out"))
     sct, mr = nib.load(written), nib.load(case["image"])
     assert sct.shape == mr.shape and np.allclose(sct.affine, mr.affine) and sct.get_data_dtype() == np.int16
+
+
+def _second_member(trained: Path, folder: Path) -> Path:
+    """Another model of the same recipe: ``trained``'s weights slightly perturbed, its record copied."""
+    folder.mkdir(parents=True)
+    state = torch.load(trained, weights_only=True)
+    state = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(state, folder / "model.pt")
+    shutil.copy(trained.with_suffix(".json"), folder / "model.json")
+    return folder / "model.pt"
+
+
+def test_ensemble_tta_and_uncertainty_through_the_command_line(trained, heads_datalist, tmp_path, capsys):
+    from custom.cli import main
+
+    members = tmp_path / "members"
+    shutil.copytree(trained.parent, members / "member_0")
+    torch.manual_seed(0)
+    _second_member(trained, members / "member_1")
+    case = json.loads(heads_datalist.read_text())["test"][0]
+    out = tmp_path / "out"
+    args = ["infer", str(BUNDLE), case["image"], str(out), "--mask", case["mask"], "--ckpt", str(members)]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--tta", "flip", "--uncertainty"])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    name = Path(capsys.readouterr().out.split()[-1]).name.removesuffix("_sct.nii.gz")  # the case, as printed
+    sct, std = nib.load(out / f"{name}_sct.nii.gz"), nib.load(out / f"{name}_sct_std.nii.gz")
+    mr, mask = nib.load(case["image"]), np.asarray(nib.load(case["mask"]).dataobj) > 0
+    assert sct.get_data_dtype() == np.int16 and std.get_data_dtype() == np.float32
+    for written in (sct, std):
+        assert written.shape == mr.shape
+        np.testing.assert_allclose(written.affine, mr.affine, atol=1e-4)
+    spread = np.asarray(std.dataobj)
+    assert np.all(spread[~mask] == 0) and spread[mask].mean() > 1.0  # HU; members differ inside the body
+    assert np.all(spread >= 0)
+    # an ensemble of the same model twice, without flips: the single model's sCT and no spread
+    single = run_bundle_inference(BUNDLE, ckpt=trained, dataset_dir=case["image"], output_dir=str(tmp_path / "one"))
+    twice = run_bundle_inference(
+        BUNDLE,
+        ckpt=trained,
+        ensemble_ckpts=(str(members / "member_0" / "model.pt"),),
+        uncertainty=True,
+        dataset_dir=case["image"],
+        output_dir=str(tmp_path / "twice"),
+    )
+    np.testing.assert_array_equal(nib.load(single[0]).get_fdata(), nib.load(twice[0]).get_fdata())
+    assert np.count_nonzero(nib.load(twice[0].replace("_sct.nii.gz", "_sct_std.nii.gz")).get_fdata()) == 0
+
+
+def test_ensemble_members_must_share_their_recipe(trained, heads_datalist, tmp_path):
+    other = _second_member(trained, tmp_path / "other")
+    record = json.loads(other.with_suffix(".json").read_text())
+    record["config"]["ct_window"] = [-1000, 2000]
+    other.with_suffix(".json").write_text(json.dumps(record))
+    case = json.loads(heads_datalist.read_text())["test"][0]
+    with pytest.raises(InputError, match="differs from .* in ct_window"):
+        run_bundle_inference(
+            BUNDLE,
+            ckpt=trained,
+            ensemble_ckpts=(str(other),),
+            dataset_dir=case["image"],
+            output_dir=str(tmp_path / "o"),
+        )
+    assert not (tmp_path / "o").exists()

@@ -139,6 +139,20 @@ def test_case_figure_of_a_png_has_one_row_in_the_file_layout(tmp_path, monkeypat
     assert [c.units for c in columns] == ["a.u.", "grey level", "grey level", "grey level"]
 
 
+def test_case_figure_with_an_uncertainty_map_shows_it_before_the_error(tmp_path, monkeypatch):
+    image, spread = np.arange(12.0).reshape(4, 3), np.full((4, 3), 7.0)
+    calls = []
+    monkeypatch.setattr(visualize, "save_figure", lambda *args, **kwargs: calls.append((args, kwargs)) or args[2])
+    case_figure(image, image + 2, image, tmp_path / "c.png", case="c", error_max=64.0, uncertainty=spread)
+    (rows, columns, _), _ = calls[0]
+    assert [c.title for c in columns] == ["MR", "CT", "sCT", "uncertainty (SD)", "|sCT - CT|"]
+    assert columns[3].window == columns[4].window == (0.0, 64.0)
+    np.testing.assert_array_equal(rows[0][3], spread)
+    np.testing.assert_array_equal(rows[0][4], np.full((4, 3), 2.0))
+    with pytest.raises(ValueError, match="uncertainty"):
+        case_figure(image, image, image, tmp_path / "c.png", case="c", uncertainty=np.zeros((3, 3)))
+
+
 def test_case_figure_needs_images_of_one_shape(tmp_path):
     with pytest.raises(ValueError, match="same shape"):
         case_figure(np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 5)), tmp_path / "c.png", case="c")

@@ -16,6 +16,7 @@ from ignite.engine import Engine, Events
 from custom.data.datalist import evaluation_split, read_datalist
 from custom.images import read_image
 from custom.metrics import format_summary
+from custom.outputs import uncertainty_file_name
 from custom.scoring import RegionFn, evaluate_datalist, scored_cases
 from custom.visualize import case_figure
 
@@ -80,7 +81,8 @@ class SCTEvaluationHandler:
         return summary
 
     def save_figures(self, data: dict, split: str | None = None) -> list[str]:
-        """One figure per case of the scored ``split``, ``<out_dir>/figures/<case>.png``."""
+        """One figure per case of the scored ``split``, ``<out_dir>/figures/<case>.png``; with the case's uncertainty
+        map beside its sCT (``<case>_sct_std.nii.gz``, from ``--uncertainty``) a column of it too."""
         eight_bit = bool(data.get("eight_bit"))
         window, error_max, units = (
             ((0.0, 255.0), 64.0, "grey level") if eight_bit else (self.display_window, self.error_max, "HU")
@@ -88,6 +90,7 @@ class SCTEvaluationHandler:
         paths = []
         for case in scored_cases(data, evaluation_split(data, split), self.pred_dir):
             mr, ct, sct = (read_image(p)[0] for p in (case.mr, case.ct, case.pred))
+            spread = os.path.join(self.pred_dir, uncertainty_file_name(case.case))
             path = os.path.join(self.out_dir, "figures", f"{case.case}.png")
             paths.append(
                 case_figure(
@@ -100,6 +103,7 @@ class SCTEvaluationHandler:
                     error_max=error_max,
                     units=units,
                     input_title=self.input_title,
+                    uncertainty=read_image(spread)[0] if os.path.isfile(spread) else None,
                 )
             )
         return paths

@@ -1,8 +1,9 @@
 """Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net, CycleGAN's ResNet generator, a
 generator whose definition is plain data and its 2.5D form (neighbouring slices as channels); the preparation of a
-network for training (one process or several) and for fast inference; the choice of precision."""
+network for training (one process or several) and for fast inference; the choice of precision; ensembles and test-time flips with their spread."""
 
 from .distributed import for_training
+from .ensemble import COMBINE_RULES, Ensemble, flip_variants
 from .generator import Generator
 from .inference_network import prepare_for_inference
 from .multiscale_discriminator import MultiScaleDiscriminator
@@ -12,13 +13,16 @@ from .resnet_generator import ResNetGenerator
 from .slice_context import SliceContextGenerator
 
 __all__ = [
+    "COMBINE_RULES",
     "PRECISIONS",
     "PRECISION_CHOICES",
+    "Ensemble",
     "Generator",
     "MultiScaleDiscriminator",
     "Pix2PixUNet",
     "ResNetGenerator",
     "SliceContextGenerator",
+    "flip_variants",
     "for_training",
     "native_bf16",
     "prepare_for_inference",

@@ -22,10 +22,13 @@ class FillOutsideMaskd(MapTransform):
         keys: images to fill (e.g. ``"pred"``).
         mask_key: body mask key, same spatial shape as the images (a single channel broadcasts over channels).
         value: background value, e.g. -1024 (HU) or -1 (normalised).
+        allow_missing_keys: skip keys the data lacks (e.g. an uncertainty map that was not asked for).
     """
 
-    def __init__(self, keys: KeysCollection, mask_key: str = "mask", value: float = -1024.0) -> None:
-        super().__init__(keys, allow_missing_keys=False)
+    def __init__(
+        self, keys: KeysCollection, mask_key: str = "mask", value: float = -1024.0, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys=allow_missing_keys)
         self.mask_key = mask_key
         self.value = value
 

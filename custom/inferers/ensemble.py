@@ -1,0 +1,91 @@
+"""An inferer that runs an ensemble of models, each under test-time flips, through another inferer.
+
+The members (the network the config loads, plus one copy of it per extra model file) and the flips are combined
+per voxel by :class:`custom.networks.Ensemble` (formulas there). The wrapped inferer (a ``SliceInferer``, a
+``SlidingWindowInferer``, a :class:`CropToMaskInferer`...) is called once with that ensemble as its network, so the
+input is read and tiled once and every member and flip sees the same windows.
+
+Being the config's ``inferer``, it runs under ``python -m custom infer``, ``python -m monai.bundle run`` and MONAI
+Label alike (MONAI Label's bundle task loads ``network_def`` with ``models/model.pt`` itself and calls the bundle's
+``inferer`` with it). With nothing to combine (no extra model, ``tta="none"``, no uncertainty) it is exactly the
+wrapped inferer.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from monai.inferers import Inferer
+
+from custom.errors import InputError
+
+__all__ = ["EnsembleInferer"]
+
+
+class EnsembleInferer(Inferer):
+    """``inferer(inputs, Ensemble([network, *copies of it with member_weights], flips, combine, uncertainty))``.
+
+    Args:
+        inferer: how one model runs over an input (e.g. the bundle's sliding window).
+        member_weights: the state dicts of the other members (the configs read them with
+            :func:`custom.inference.member_weights`, which checks each model and its record first).
+        tta: ``"none"`` or ``"flip"`` (the identity and the flips along ``tta_axes``, see
+            :func:`custom.networks.flip_variants`).
+        tta_axes: spatial axes to flip (0 = the first spatial axis: left-right in RAS volumes and PNG slices).
+        combine: ``"mean"`` or ``"median"`` over members x flips.
+        uncertainty: also return the standard deviation over members x flips as a second channel.
+
+    Raises:
+        InputError: an unknown ``tta`` or ``combine``, a non-boolean ``uncertainty``.
+    """
+
+    def __init__(
+        self,
+        inferer: Inferer,
+        member_weights: Sequence[Mapping[str, torch.Tensor]] = (),
+        tta: str = "none",
+        tta_axes: Sequence[int] = (0,),
+        combine: str = "mean",
+        uncertainty: Any = False,
+    ) -> None:
+        from custom.config_keys import flag
+        from custom.networks import COMBINE_RULES, flip_variants
+
+        super().__init__()
+        try:
+            self.flips = flip_variants(str(tta), [int(a) for a in tta_axes])
+        except (TypeError, ValueError) as e:
+            raise InputError(str(e)) from None
+        if combine not in COMBINE_RULES:
+            raise InputError(f"combine {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
+        self.inferer = inferer
+        self.member_weights = list(member_weights)
+        self.combine = combine
+        self.uncertainty = flag(uncertainty, "uncertainty")
+        self._built: tuple[int, torch.nn.Module] | None = None  # (id of the network, its ensemble)
+
+    @property
+    def plain(self) -> bool:
+        """Nothing to combine: the wrapped inferer runs the network as it is."""
+        return not self.member_weights and self.flips == [()] and not self.uncertainty
+
+    def ensemble(self, network: torch.nn.Module) -> torch.nn.Module:
+        """The ensemble around ``network`` (built once per network): ``network`` and a copy of it per member."""
+        from custom.networks import Ensemble
+
+        if self._built is None or self._built[0] != id(network):
+            members = [network]
+            for state in self.member_weights:
+                member = copy.deepcopy(network)
+                member.load_state_dict(state)
+                members.append(member)
+            self._built = (id(network), Ensemble(members, self.flips, self.combine, self.uncertainty))
+        return self._built[1]
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.plain:
+            return self.inferer(inputs, network, *args, **kwargs)
+        return self.inferer(inputs, self.ensemble(network), *args, **kwargs)

@@ -1,0 +1,176 @@
+"""Ensembles, test-time flips and the uncertainty map (custom.networks.Ensemble and its post-processing)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from custom.errors import InputError
+from custom.inference import member_paths
+from custom.inferers import EnsembleInferer
+from custom.networks import Ensemble, flip_variants
+from custom.transforms import SplitUncertaintyd
+
+
+class Constant(torch.nn.Module):
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = torch.nn.Parameter(torch.tensor(value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x[:, :1]) + self.value
+
+
+def lr_symmetric_conv() -> torch.nn.Module:
+    """A 3x3 convolution whose kernel is mirror-symmetric along the first spatial axis: flipping the input along that
+    axis flips the output (zero padding is symmetric too)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_((conv.weight + conv.weight.flip(2)) / 2)
+    return conv
+
+
+def test_flip_variants():
+    assert flip_variants("none") == [()]
+    assert flip_variants("flip") == [(), (0,)]
+    assert flip_variants("flip", [1, 0]) == [(), (0,), (1,), (0, 1)]
+    with pytest.raises(ValueError, match="tta"):
+        flip_variants("rotate")
+    with pytest.raises(ValueError, match="tta_axes"):
+        flip_variants("flip", [0, 0])
+
+
+def test_tta_flip_of_a_flip_equivariant_network_is_its_plain_prediction():
+    conv = lr_symmetric_conv()
+    x = torch.randn(2, 1, 16, 12)
+    flipped = Ensemble([conv], flip_variants("flip"), uncertainty=True)(x)
+    torch.testing.assert_close(flipped[:, :1], conv(x), atol=1e-6, rtol=0)
+    assert flipped[:, 1].abs().max() < 1e-5  # the flips agree: no spread
+    # a network that is not equivariant does change under the flip (the test above can fail)
+    torch.manual_seed(1)
+    plain = torch.nn.Conv2d(1, 1, 3, padding=1)
+    assert (Ensemble([plain], flip_variants("flip"))(x) - plain(x)).abs().max() > 1e-3
+
+
+def test_an_ensemble_of_one_is_the_single_model():
+    torch.manual_seed(0)
+    net = torch.nn.Conv3d(1, 1, 3, padding=1)
+    x = torch.randn(1, 1, 8, 8, 4)
+    assert torch.equal(Ensemble([net])(x), net(x))
+    both = Ensemble([net], uncertainty=True)(x)
+    assert both.shape == (1, 2, 8, 8, 4)
+    assert torch.equal(both[:, :1], net(x)) and torch.count_nonzero(both[:, 1]) == 0
+    calls = []
+    plain = EnsembleInferer(lambda inputs, network: calls.append(network) or network(inputs))
+    assert torch.equal(plain(x, net), net(x)) and calls == [net]  # nothing to combine: the network itself
+
+
+def test_identical_members_have_zero_uncertainty():
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    x = torch.randn(1, 1, 10, 10)
+    out = Ensemble([net, copy.deepcopy(net), copy.deepcopy(net)], uncertainty=True)(x)
+    assert torch.count_nonzero(out[:, 1]) == 0
+    torch.testing.assert_close(out[:, :1], net(x), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("combine,expected", [("mean", 7 / 3), ("median", 2.0)])
+def test_combine_rules_and_the_spread(combine, expected):
+    members = [Constant(v) for v in (1.0, 2.0, 4.0)]
+    out = Ensemble(members, combine=combine, uncertainty=True)(torch.zeros(1, 1, 3, 3))
+    torch.testing.assert_close(out[0, 0], torch.full((3, 3), expected))
+    spread = torch.tensor([1.0, 2.0, 4.0]).std(correction=0)  # population standard deviation, 1.247
+    torch.testing.assert_close(out[0, 1], torch.full((3, 3), float(spread)))
+
+
+def test_bad_ensemble_arguments():
+    net = torch.nn.Conv2d(1, 1, 1)
+    with pytest.raises(ValueError, match="no member"):
+        Ensemble([])
+    with pytest.raises(ValueError, match="combine"):
+        Ensemble([net], combine="max")
+    with pytest.raises(ValueError, match="flip axes"):
+        Ensemble([net], [(), (2,)])(torch.zeros(1, 1, 4, 4))
+    with pytest.raises(InputError, match="tta"):
+        EnsembleInferer(None, tta="rot90")
+    with pytest.raises(InputError, match="combine"):
+        EnsembleInferer(None, combine="max")
+    with pytest.raises(InputError, match="uncertainty"):
+        EnsembleInferer(None, uncertainty="yes")
+
+
+def test_split_uncertainty_scales_the_spread_to_ct_units():
+    pred = torch.stack([torch.full((4, 4), 0.5), torch.full((4, 4), 0.1)])  # (2, H, W): prediction, spread
+    out = SplitUncertaintyd("pred", "pred_std", unit_range=(-1, 1), ct_window=(-1024, 3072))({"pred": pred})
+    assert out["pred"].shape == (1, 4, 4) and torch.all(out["pred"] == 0.5)
+    torch.testing.assert_close(out["pred_std"], torch.full((1, 4, 4), 0.1 * 4096 / 2))
+    one = SplitUncertaintyd("pred", "pred_std", (-1, 1), (0, 255))({"pred": pred[:1]})
+    assert "pred_std" not in one  # no uncertainty asked for: nothing added
+
+
+def test_member_paths(tmp_path):
+    for name in ("member_1", "member_0"):
+        (tmp_path / "ens" / name / "models").mkdir(parents=True)
+        (tmp_path / "ens" / name / "models" / "model.pt").write_bytes(b"")
+    found = member_paths(str(tmp_path / "ens"))
+    assert [p.split("/")[-3] for p in found] == ["member_0", "member_1"]
+    assert member_paths(f"{found[1]},{found[0]}") == [found[1], found[0]]
+    with pytest.raises(InputError, match="no trained model"):
+        member_paths(str(tmp_path / "missing.pt"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="without any model.pt"):
+        member_paths(str(tmp_path / "empty"))
+
+
+def test_train_ensemble_trains_members_with_their_seeds_and_infer_combines_them(heads_datalist, tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+    import numpy as np
+    from conftest import ROOT, tiny_overrides
+
+    from custom.cli import main
+
+    bundle, out = ROOT / "bundles" / "pix2pix_ngf", tmp_path / "ensemble"
+    settings = [a for k, v in tiny_overrides("pix2pix_ngf").items() for a in (f"--{k}", json.dumps(v))]
+    command = ["train-ensemble", str(bundle), str(out), "--members", "2", "--minutes", "2", *settings]
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--datalist", str(heads_datalist), "--seed", "5"])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    records = [json.loads((out / f"member_{i}" / "models" / "member.json").read_text()) for i in (0, 1)]
+    assert [(r["seed"], r["minutes"]) for r in records] == [(5, 1.0), (6, 1.0)]
+    weights = [torch.load(out / f"member_{i}" / "models" / "model.pt", weights_only=True) for i in (0, 1)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # different seeds, other models
+    case = json.loads(heads_datalist.read_text())["test"][0]
+    with pytest.raises(SystemExit) as exit_:
+        main(["infer", str(bundle), case["image"], str(tmp_path / "sct"), "--ckpt", str(out), "--uncertainty"])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "sct").glob("*_sct_std.nii.gz"))) == 1
+    assert np.asarray(nib.load(next((tmp_path / "sct").glob("*_sct_std.nii.gz"))).dataobj).max() > 0
+    # a finished member is kept when the command runs again
+    before = (out / "member_0" / "models" / "model.pt").stat().st_mtime_ns
+    with pytest.raises(SystemExit):
+        main([*command, "--datalist", str(heads_datalist), "--seed", "5"])
+    assert (out / "member_0" / "models" / "model.pt").stat().st_mtime_ns == before
+    assert "trained already" in capsys.readouterr().out
+
+
+def test_train_ensemble_bad_arguments(tmp_path, capsys):
+    from conftest import ROOT
+
+    from custom.cli import main
+
+    bundle = str(ROOT / "bundles" / "pix2pix_ngf")
+    for args, fragment in (
+        (["--members", "1"], "--members 1"),
+        (["--minutes", "0"], "--minutes 0"),
+        (["--config", "nope.json"], "nope.json: config file not found"),
+        (["--seed", "3", "--ckpt_dir", "x"], "--ckpt_dir: set by train-ensemble"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train-ensemble", bundle, str(tmp_path / "e"), *args])
+        assert exit_.value.code == 2 and fragment in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
