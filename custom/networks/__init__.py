@@ -1,6 +1,7 @@
 """Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net, CycleGAN's ResNet generator, a
 generator whose definition is plain data and its 2.5D form (neighbouring slices as channels); the preparation of a
-network for training (one process or several) and for fast inference; the choice of precision; ensembles and test-time flips with their spread."""
+network for training (one process or several) and for fast inference; the choice of precision; ensembles and
+test-time flips with their spread."""
 
 from .distributed import for_training
 from .ensemble import COMBINE_RULES, Ensemble, flip_variants
