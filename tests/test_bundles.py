@@ -15,6 +15,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -89,6 +90,31 @@ def test_custom_infer_needs_no_config(trained, request, tmp_path, capsys):
     written = tmp_path / "out" / f"{case['case']}_sct{bundle_data(bundle).output_ext}"
     assert str(written) in capsys.readouterr().out
     bundle_data(bundle).check_output(written, case["image"])
+
+
+def test_ensemble_flips_and_uncertainty_keep_the_output_grid(trained, request, tmp_path):
+    """Every bundle: two members (the model twice) x left-right flips give the sCT as before and an uncertainty map,
+    float32, on the input's grid; the members agree, so the spread is the flips' alone (not all zero)."""
+    from custom.images import read_image
+
+    bundle, work = trained
+    case = json.loads(datalist_of(request, bundle).read_text())["test"][0]
+    model = work / "models" / "model.pt"
+    written = run_bundle_inference(
+        ROOT / "bundles" / bundle,
+        ckpt=model,
+        ensemble_ckpts=(str(model),),
+        tta="flip",
+        uncertainty=True,
+        dataset_dir=case["image"],
+        output_dir=str(tmp_path / "out"),
+    )
+    bundle_data(bundle).check_output(Path(written[0]), case["image"])
+    spread_file = tmp_path / "out" / f"{case['case']}_sct_std.nii.gz"
+    spread, _ = read_image(spread_file)
+    sct, _ = read_image(written[0])
+    assert nib.load(spread_file).get_data_dtype() == np.float32
+    assert spread.shape == sct.shape and np.all(spread >= 0) and np.isfinite(spread).all() and spread.max() > 0
 
 
 def test_a_model_that_does_not_fit_is_one_clear_error(trained, request, tmp_path):
