@@ -9,6 +9,7 @@ Prints the CPU's vector ISA and bf16 support, then, side by side for fp32 and bf
   also on the procedural head's mask box, as inference runs a case that has a mask;
 - end to end (``python -m custom infer`` in a fresh process, imports and I/O included): one volume, and a folder of
   ``--folder`` volumes per volume, with peak memory; on procedural heads made once under ``--work``;
+- the cost of ensembles and test-time flips: each added member and flip against one model (``--ensemble-shape``);
 - with ``--canonical <checkout>``: canonical pix2pix's ``unet_256`` generator on the same volume, one slice at a time;
 - training (alone with ``--training-only``): seconds and CPU seconds per iteration at the bundle's training patch size
   (``patch_size``, or ``image_size``) and ``--batch`` (default: the bundle's ``batch_size``), generator +
@@ -121,6 +122,45 @@ def bench_network(
         with FlopCounterMode(display=False) as counter:
             network(torch.zeros(1, *windows[0][1:]))
     return seconds, counter.get_total_flops() * sum(w[0] for w in windows), shape, inferer
+
+
+def ensemble_report(configs: Path, shape: tuple[int, int, int], repeats: int) -> None:
+    """The cost of each added member and test-time flip: seconds per volume of ``shape`` through the bundle's
+    ``model_inferer`` wrapped in :class:`custom.inferers.EnsembleInferer` (the configs' ``inferer``), with 1-2 members
+    (random weights; the second a copy) and with or without ``--tta flip`` and the uncertainty map, against the single
+    model in the same run; bf16 where the CPU has it, else fp32."""
+    from custom.inferers import EnsembleInferer
+
+    precision = "bf16" if native_bf16("cpu") else "fp32"
+    parser = _parsed(configs, {"precision": precision, "device": "$torch.device('cpu')"})
+    network = parser.get_parsed_content("network")
+    model_inferer = parser.get_parsed_content("model_inferer")
+    whole_slices = not isinstance(model_inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
+    volume = torch.rand(1, 1, *(shape[:2] if whole_slices else shape)) * 2 - 1
+    state = network.state_dict()
+    settings = [
+        ("1 model", 0, "none", False),
+        ("2 members", 1, "none", False),
+        ("1 model + flip", 0, "flip", False),
+        ("2 members + flip + uncertainty", 1, "flip", True),
+        ("4 members + flip + uncertainty", 3, "flip", True),
+    ]
+    print(f"ensembles and test-time flips ({precision}, volume {tuple(volume.shape[2:])}, best of {repeats}):")
+    print("| setting | network passes per window | s per volume | x one model |")
+    print("|---|---|---|---|")
+    single = None
+    with torch.inference_mode():
+        for name, others, tta, uncertainty in settings:
+            inferer = EnsembleInferer(model_inferer, [state] * others, tta=tta, uncertainty=uncertainty)
+            inferer(volume if whole_slices else volume[..., :2], network)  # warm-up, builds the members
+            seconds = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                inferer(volume, network)
+                seconds = min(seconds, time.perf_counter() - start)
+            single = single or seconds
+            passes = (others + 1) * (2 if tta == "flip" else 1)
+            print(f"| {name} | {passes} | {seconds:.2f} | {seconds / single:.2f} |")
 
 
 def bench_inference(configs: Path, shape: tuple[int, int, int], repeats: int, overrides: dict | None = None) -> float:
@@ -434,6 +474,7 @@ def main() -> None:
     parser.add_argument("--sweep-shape", type=int, nargs=3, default=(128, 128, 96))
     parser.add_argument("--training-only", action="store_true", help="training step figures only")
     parser.add_argument("--emulated-bf16", action="store_true", help="time bf16 on a CPU that emulates it")
+    parser.add_argument("--ensemble-shape", type=int, nargs=3, default=(256, 256, 32), help="ensemble table's volume")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: one sweep setting (JSON)
     parser.add_argument("--one-training", default=None, help=argparse.SUPPRESS)  # internal: one training step (JSON)
     args = parser.parse_args()
@@ -451,6 +492,8 @@ def main() -> None:
         training_report(args.bundle, args)
         return
     inference_report(args.bundle, configs, args)
+    if "model_inferer" in ConfigParser.load_config_file(str(configs / "inference.json")):
+        ensemble_report(configs, tuple(args.ensemble_shape), args.repeats)
     if not args.skip_training:
         training_report(args.bundle, args)
     inference = ConfigParser.load_config_file(str(configs / "inference.json"))
