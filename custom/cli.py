@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -65,6 +66,8 @@ def _printed(target: str) -> Callable:
 
     @functools.wraps(func)
     def command(*args, **kwargs):
+        if "report" in inspect.signature(func).parameters:  # a long command's progress lines, as they happen
+            kwargs["report"] = functools.partial(print, flush=True)
         print(func(*args, **kwargs))
         return 0
 
@@ -286,36 +289,6 @@ def infer(
     return 0
 
 
-def train_ensemble(
-    bundle: str,
-    output: str,
-    members: int = 4,
-    minutes: float = 12.0,
-    config: Any = None,
-    seed: int = 0,
-    **overrides: Any,
-):
-    """Train an ensemble: MEMBERS runs of the bundle's recipe with seeds SEED, SEED+1, ..., MINUTES in all (each
-    member MINUTES / MEMBERS), into OUTPUT/member_<i>/models; then ``infer BUNDLE ... --ckpt OUTPUT`` combines them.
-    Running it again resumes an interrupted member and keeps the finished ones.
-
-    Args:
-        bundle: bundle folder, e.g. bundles/pix2pix_ngf.
-        output: folder of the members.
-        members: how many models (>= 2).
-        minutes: the training budget of the whole ensemble.
-        config: the recipe's config files over train.json (names in the bundle's configs/ or paths), e.g.
-            train_quick.json,train_png2d.json.
-        seed: the first member's seed.
-        overrides: any --key value of the training config, the same for every member (e.g. --datalist my.json).
-    """
-    from custom.tools.ensemble_training import train_ensemble as train
-
-    report = functools.partial(print, flush=True)
-    print(train(bundle, output, members, minutes, config, seed, report=report, **overrides))
-    return 0
-
-
 # command -> the function, or "module:function" of a library function whose result is printed
 COMMANDS: dict[str, Callable | str] = {
     "demo-data": "custom.demo.heads:make_demo_data",
@@ -327,7 +300,7 @@ COMMANDS: dict[str, Callable | str] = {
     "check": check,
     "evaluate": evaluate,
     "infer": infer,
-    "train-ensemble": train_ensemble,
+    "train-ensemble": "custom.tools.ensemble_training:train_ensemble",
 }
 
 

@@ -68,7 +68,8 @@ def train_ensemble(
     minutes: float = 12.0,
     config: Any = None,
     seed: int = 0,
-    report: Callable[[str], None] = lambda line: None,
+    *,
+    report: Callable[[str], None] | None = None,
     **overrides: Any,
 ) -> str:
     """Train an ensemble of ``members`` models of ``bundle``'s recipe in ``minutes`` of training in all.
@@ -81,7 +82,7 @@ def train_ensemble(
         config: the recipe's config files over ``train.json`` (names in the bundle's ``configs/`` or paths), e.g.
             ``train_quick.json,train_png2d.json``.
         seed: the first member's seed; member i uses ``seed + i``.
-        report: called with a line of progress before each member (the command line prints it).
+        report: called with a line of progress before each member (the command line passes ``print``).
         overrides: any ``--key value`` of the training config (e.g. ``--datalist my.json``), the same for every
             member.
 
@@ -112,9 +113,11 @@ def train_ensemble(
         record = member / "models" / MEMBER_RECORD
         models.append(str(model))
         if record.is_file() and model.is_file():
-            report(f"member {i}: trained already ({model})")
+            if report:
+                report(f"member {i}: trained already ({model})")
             continue
-        report(f"member {i} of {members}: seed {seed + i}, {per_member:g} min -> {member}")
+        if report:
+            report(f"member {i} of {members}: seed {seed + i}, {per_member:g} min -> {member}")
         result = subprocess.run(member_command(bundle_dir, configs, member, seed + i, per_member, overrides))
         if result.returncode != 0 or not model.is_file():
             raise InputError(
