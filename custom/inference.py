@@ -107,8 +107,9 @@ def load_state_dict(ckpt: str | os.PathLike) -> dict:
     return state
 
 
-def check_weights(network: Any, ckpt: str | os.PathLike) -> None:
-    """Raise one clear :class:`InputError` when the weights in ``ckpt`` do not load strictly into ``network``."""
+def check_weights(network: Any, ckpt: str | os.PathLike) -> dict:
+    """The weights in ``ckpt`` (read once); one clear :class:`InputError` when they do not load strictly into
+    ``network``."""
     state = load_state_dict(ckpt)
     expected = network.state_dict()
     missing = [k for k in expected if k not in state]
@@ -119,7 +120,7 @@ def check_weights(network: Any, ckpt: str | os.PathLike) -> None:
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     if not (missing or unexpected or shapes):
-        return
+        return state
     problems = []
     for what, names in (("missing", missing), ("unexpected", unexpected), ("shape (model vs config)", shapes)):
         if names:
@@ -179,11 +180,7 @@ def member_weights(ckpt: str | os.PathLike, others: Sequence[str | os.PathLike],
         InputError: naming the member and the problem.
     """
     check_members(ckpt, others)
-    states = []
-    for path in others:
-        check_weights(network, path)
-        states.append(load_state_dict(path))
-    return states
+    return [check_weights(network, path) for path in others]
 
 
 def _config_files(bundle: Path, extra: Sequence[str | os.PathLike]) -> list[Path]:
