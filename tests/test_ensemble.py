@@ -86,6 +86,27 @@ def test_combine_rules_and_the_spread(combine, expected):
     torch.testing.assert_close(out[0, 1], torch.full((3, 3), float(spread)))
 
 
+def test_bone_vote_keeps_majority_bone_and_is_the_mean_elsewhere():
+    """Level 0.9: three of four predictions at or above it -> the mean of those three (stays bone, where the plain mean
+    0.73 would not); one of four, or a tie of two, -> the plain mean."""
+    x = torch.zeros(1, 1, 1, 3)
+
+    class Row(torch.nn.Module):
+        def __init__(self, values: list[float]) -> None:
+            super().__init__()
+            self.values = torch.tensor(values)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.values.view(1, 1, 1, 3).expand_as(x).clone()
+
+    members = [Row([0.92, 0.95, 0.95]), Row([0.96, 0.1, 0.95]), Row([0.99, 0.2, 0.1]), Row([0.05, 0.3, 0.2])]
+    out = Ensemble(members, combine="bone_vote", bone_level=0.9)(x)[0, 0, 0]
+    torch.testing.assert_close(out, torch.tensor([(0.92 + 0.96 + 0.99) / 3, 1.55 / 4, 2.2 / 4]))
+    assert Ensemble(members, combine="mean")(x)[0, 0, 0, 0] < 0.9  # what the rule is for
+    with pytest.raises(ValueError, match="bone_level"):
+        Ensemble(members, combine="bone_vote")
+
+
 def test_bad_ensemble_arguments():
     net = torch.nn.Conv2d(1, 1, 1)
     with pytest.raises(ValueError, match="no member"):

@@ -35,8 +35,9 @@ class EnsembleInferer(Inferer):
         tta: ``"none"`` or ``"flip"`` (the identity and the flips along ``tta_axes``, see
             :func:`custom.networks.flip_variants`).
         tta_axes: spatial axes to flip (0 = the first spatial axis: left-right in RAS volumes and PNG slices).
-        combine: ``"mean"`` or ``"median"`` over members x flips.
+        combine: ``"mean"``, ``"median"`` or ``"bone_vote"`` over members x flips.
         uncertainty: also return the standard deviation over members x flips as a second channel.
+        bone_level: the bone threshold of ``"bone_vote"`` in the network's output units.
 
     Raises:
         InputError: an unknown ``tta`` or ``combine``, a non-boolean ``uncertainty``.
@@ -50,6 +51,7 @@ class EnsembleInferer(Inferer):
         tta_axes: Sequence[int] = (0,),
         combine: str = "mean",
         uncertainty: Any = False,
+        bone_level: float | None = None,
     ) -> None:
         from custom.config_keys import flag
         from custom.networks import COMBINE_RULES, flip_variants
@@ -65,6 +67,7 @@ class EnsembleInferer(Inferer):
         self.member_weights = list(member_weights)
         self.combine = combine
         self.uncertainty = flag(uncertainty, "uncertainty")
+        self.bone_level = bone_level
         self._built: tuple[int, torch.nn.Module] | None = None  # (id of the network, its ensemble)
 
     @property
@@ -82,7 +85,7 @@ class EnsembleInferer(Inferer):
                 member = copy.deepcopy(network)
                 member.load_state_dict(state)
                 members.append(member)
-            self._built = (id(network), Ensemble(members, self.flips, self.combine, self.uncertainty))
+            self._built = (id(network), Ensemble(members, self.flips, self.combine, self.uncertainty, self.bone_level))
         return self._built[1]
 
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> Any:
