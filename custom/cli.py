@@ -1,7 +1,7 @@
 """Command line: ``python -m custom <command> [--flags]`` (built with fire; ``--help`` on any command).
 
 Commands: ``demo-data``, ``demo-lung-data``, ``datalist``, ``dicom2nifti``, ``stack-slices``, ``unstack-slices``,
-``check``, ``evaluate``, ``infer``, ``train-ensemble``.
+``check``, ``evaluate``, ``infer``, ``train-ensemble``, ``dose-eval``.
 Bad input stops with one line naming the file and the problem (exit code 2), never a traceback (``--debug`` or
 ``SCT_DEBUG=1`` shows it).
 
@@ -302,6 +302,7 @@ COMMANDS: dict[str, Callable | str] = {
     "evaluate": evaluate,
     "infer": infer,
     "train-ensemble": "custom.tools.ensemble_training:train_ensemble",
+    "dose-eval": "custom.dose.evaluate:dose_eval",
 }
 
 

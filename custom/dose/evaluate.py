@@ -1,0 +1,156 @@
+"""``python -m custom dose-eval``: how far an sCT moves proton ranges against its CT (the WEPL surrogate of
+:mod:`custom.dose.wepl`), per beam, with a water-equivalent-path-length difference map per beam.
+
+Beams are parallel fields along the image's axes, named by the side they enter from in patient coordinates (RAS):
+``L`` (from the left), ``R``, ``A`` (anterior), ``P``, ``S``, ``I``; default ``L,R``, the lateral opposed pair of a
+head plan. The target is a mask, or by default a sphere of radius 15 mm at the centre of the body (the body mask's
+centre of mass; without a mask the CT above -500 HU). Photon dose, dose-volume statistics and gamma need a dose engine
+and are not computed yet (``--modality photons`` says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from custom.data.check import intensity_problem
+from custom.dose.conversion import GENERIC_TABLE, DensityTable
+from custom.dose.wepl import range_difference, wepl_map
+from custom.errors import InputError
+from custom.images import read_image
+
+__all__ = ["BEAM_SIDES", "beam_axis", "default_target", "dose_eval"]
+
+#: the RAS axis and the direction of travel (+1 towards R / A / S) of a beam entering from each side
+BEAM_SIDES = {"L": (0, 1), "R": (0, -1), "P": (1, 1), "A": (1, -1), "I": (2, 1), "S": (2, -1)}
+DEFAULT_TARGET_RADIUS_MM = 15.0
+BODY_HU = -500.0
+
+
+def beam_axis(side: str, affine: np.ndarray) -> tuple[int, int]:
+    """The array axis and direction (+1: entering at index 0) of a beam entering from ``side`` of the patient."""
+    import nibabel as nib
+
+    if side not in BEAM_SIDES:
+        raise InputError(f"beam {side!r}: expected sides of entry among {', '.join(BEAM_SIDES)}")
+    ras_axis, travel = BEAM_SIDES[side]
+    orientation = nib.orientations.io_orientation(affine)  # per array axis: (RAS axis, +1 if the index grows to R/A/S)
+    for axis, (to_ras, sign) in enumerate(orientation):
+        if int(to_ras) == ras_axis:
+            return axis, int(travel * sign)
+    raise InputError(f"beam {side!r}: the image has no axis along {'RAS'[ras_axis]}")
+
+
+def default_target(body: np.ndarray, spacing: np.ndarray, radius_mm: float = DEFAULT_TARGET_RADIUS_MM) -> np.ndarray:
+    """A sphere of ``radius_mm`` at the body's centre of mass (inside the body only)."""
+    centre = np.argwhere(body).mean(axis=0)
+    grid = np.indices(body.shape, dtype=np.float32)
+    distance = np.sqrt(sum(((grid[i] - centre[i]) * spacing[i]) ** 2 for i in range(body.ndim)))
+    return (distance <= radius_mm) & body
+
+
+def _read(path: str | Path, what: str, ct_shape=None, ct_affine=None, ct_path=None) -> tuple[np.ndarray, np.ndarray]:
+    from custom.scoring import _grid_difference
+
+    array, affine = read_image(path, ndim=3)
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{path}: the {what} has NaN or infinite values")
+    if ct_shape is not None:
+        problem = _grid_difference(array.shape, affine, ct_shape, ct_affine)
+        if problem is not None:
+            raise InputError(f"{path}: the {what} is not on the grid of the CT {ct_path}: {problem}")
+    return array, affine
+
+
+def dose_eval(
+    ct: str,
+    sct: str,
+    mask: str | None = None,
+    target: str | None = None,
+    modality: str = "protons",
+    beams: str | list | tuple = "L,R",
+    table: str | None = None,
+    out: str | None = None,
+) -> str:
+    """Proton range differences of an sCT against its CT, per beam, from water-equivalent path lengths.
+
+    Args:
+        ct: the CT volume in HU (NIfTI, MHA, NRRD or a DICOM series folder).
+        sct: the sCT on exactly the CT's grid, in HU.
+        mask: body mask on that grid (default: the CT above -500 HU).
+        target: target mask on that grid (default: a 15 mm sphere at the body's centre of mass).
+        modality: ``protons`` (the WEPL range surrogate); ``photons`` needs a dose engine, not built yet.
+        beams: sides the beams enter from, e.g. ``L,R`` (default) or ``L,R,A,P``.
+        table: CSV ``hu,red,spr`` of the CT calibration (default: the generic table of
+            :mod:`custom.dose.conversion`).
+        out: folder for ``dose_eval.json`` and ``wepl_difference_<beam>.nii.gz`` (float32, mm of water, sCT - CT, 0
+            outside the body); nothing is written without it.
+
+    Returns:
+        A table, one row per beam: rays through the target, mean and largest |WEPL difference| and range difference
+        at the target's distal edge (mm).
+
+    Raises:
+        InputError: a missing or unreadable file, a 4D image, NaNs, a CT that is not in HU, an sCT or mask off the
+            CT's grid, an empty body or target, an unknown beam side or modality.
+    """
+    from custom.outputs import check_output_path, write_nifti
+    from custom.scoring import write_json
+
+    if modality == "photons":
+        raise InputError("--modality photons: photon dose needs a dose engine, which is not built yet; "
+                         "--modality protons gives the WEPL range surrogate")  # fmt: skip
+    if modality != "protons":
+        raise InputError(f"--modality {modality!r}: expected protons (photons: not built yet)")
+    sides = [s.strip().upper() for s in (beams.split(",") if isinstance(beams, str) else beams) if str(s).strip()]
+    if not sides:
+        raise InputError("--beams: give at least one side, e.g. L,R")
+    calibration = GENERIC_TABLE if table is None else DensityTable.from_csv(table)
+    ct_hu, affine = _read(ct, "CT")
+    problem = intensity_problem(ct_hu, "CT", hounsfield=True)
+    if problem is not None:
+        raise InputError(f"{ct}: {problem}")
+    sct_hu, _ = _read(sct, "sCT", ct_hu.shape, affine, ct)
+    body = (_read(mask, "body mask", ct_hu.shape, affine, ct)[0] > 0) if mask else ct_hu > BODY_HU
+    if not body.any():
+        raise InputError(f"{mask or ct}: the body mask is empty")
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    if target:
+        region = (_read(target, "target mask", ct_hu.shape, affine, ct)[0] > 0) & body
+        if not region.any():
+            raise InputError(f"{target}: the target mask is empty inside the body")
+    else:
+        region = default_target(body, spacing)
+    axes = {side: beam_axis(side, affine) for side in sides}
+    outputs = [Path(out) / "dose_eval.json", *(Path(out) / f"wepl_difference_{s}.nii.gz" for s in axes)] if out else []
+    for path in outputs:
+        check_output_path(path, [ct, sct, mask, target, table])
+    # outside the body both images are air: the couch and the air around the head must not count as sCT errors
+    ct_spr = calibration.stopping_power_ratio(np.where(body, ct_hu, -1000.0))
+    sct_spr = calibration.stopping_power_ratio(np.where(body, sct_hu, -1000.0))
+    results = {}
+    for side, (axis, direction) in axes.items():
+        results[side] = range_difference(ct_spr, sct_spr, region, spacing, axis, direction)
+        if out:
+            difference = wepl_map(sct_spr, spacing, axis, direction) - wepl_map(ct_spr, spacing, axis, direction)
+            write_nifti(np.where(body, difference, 0), affine, outputs[1 + list(axes).index(side)], np.float32)
+    report = {
+        "ct": str(ct),
+        "sct": str(sct),
+        "modality": modality,
+        "target": str(target) if target else f"sphere of {DEFAULT_TARGET_RADIUS_MM:g} mm at the body's centre",
+        "target_voxels": int(region.sum()),
+        "calibration": calibration.source,
+        "beams": results,
+    }
+    if out:
+        write_json(report, outputs[0])
+    lines = ["| beam | rays | mean dWEPL mm | max abs dWEPL mm | mean range diff mm | max abs range diff mm |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for side, r in results.items():
+        lines.append(
+            f"| {side} | {r['rays']} | {r['wepl_difference_mm_mean']:+.2f} | {r['wepl_difference_mm_max_abs']:.2f} | "
+            f"{r['range_difference_mm_mean']:+.2f} | {r['range_difference_mm_max_abs']:.2f} |"
+        )
+    return "\n".join(lines)
