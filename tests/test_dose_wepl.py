@@ -148,6 +148,9 @@ def test_dose_eval_command_reports_the_slab_on_the_beam_that_crosses_it(tmp_path
     assert wepl.get_data_dtype() == np.float32 and wepl.shape == (30, 20, 6)
     np.testing.assert_allclose(wepl.affine, np.diag([-1.0, 2.0, 3.0, 1.0]))
     assert float(np.asarray(wepl.dataobj)[10, 10, 3]) == pytest.approx(extra, abs=1e-4)  # downstream of the slab
+    from PIL import Image
+
+    assert Image.open(out / "dose_eval.png").size[0] > 300  # CT | sCT | WEPL difference, one row per beam
 
 
 @pytest.mark.parametrize(

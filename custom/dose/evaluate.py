@@ -20,7 +20,7 @@ from custom.dose.wepl import range_difference, wepl_map
 from custom.errors import InputError
 from custom.images import read_image
 
-__all__ = ["BEAM_SIDES", "beam_axis", "default_target", "dose_eval"]
+__all__ = ["BEAM_SIDES", "beam_axis", "default_target", "dose_eval", "wepl_figure"]
 
 #: the RAS axis and the direction of travel (+1 towards R / A / S) of a beam entering from each side
 BEAM_SIDES = {"L": (0, 1), "R": (0, -1), "P": (1, 1), "A": (1, -1), "I": (2, 1), "S": (2, -1)}
@@ -48,6 +48,39 @@ def default_target(body: np.ndarray, spacing: np.ndarray, radius_mm: float = DEF
     grid = np.indices(body.shape, dtype=np.float32)
     distance = np.sqrt(sum(((grid[i] - centre[i]) * spacing[i]) ** 2 for i in range(body.ndim)))
     return (distance <= radius_mm) & body
+
+
+def wepl_figure(
+    ct_hu: np.ndarray,
+    sct_hu: np.ndarray,
+    differences: dict[str, np.ndarray],
+    target: np.ndarray,
+    affine: np.ndarray,
+    path: str | Path,
+    title: str = "",
+) -> str:
+    """CT | sCT | WEPL difference (one row per beam), the axial slice through the target's centre, RAS-oriented
+    (anterior up), with colour bars in HU and mm of water; saved atomically as a PNG."""
+    import nibabel as nib
+
+    from custom.visualize import Column, save_figure
+
+    orientation = nib.orientations.io_orientation(affine)
+
+    def ras(volume: np.ndarray) -> np.ndarray:
+        return nib.orientations.apply_orientation(volume, orientation)
+
+    z = int(round(np.argwhere(ras(target)).mean(axis=0)[2]))
+    largest = max(float(np.abs(d).max()) for d in differences.values())
+    limit = max(1.0, float(np.ceil(largest)))
+    columns = [
+        Column("CT", (-1000.0, 1600.0), "HU"),
+        Column("sCT", (-1000.0, 1600.0), "HU"),
+        Column("WEPL sCT - CT", (-limit, limit), "mm of water", "RdBu_r"),
+    ]
+    rows = [[ras(ct_hu)[:, :, z], ras(sct_hu)[:, :, z], ras(d)[:, :, z]] for d in differences.values()]
+    labels = [f"beam {side}, z={z}" for side in differences]
+    return save_figure(rows, columns, path, title=title, row_labels=labels)
 
 
 def _read(path: str | Path, what: str, ct_shape=None, ct_affine=None, ct_path=None) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +117,9 @@ def dose_eval(
         beams: sides the beams enter from, e.g. ``L,R`` (default) or ``L,R,A,P``.
         table: CSV ``hu,red,spr`` of the CT calibration (default: the generic table of
             :mod:`custom.dose.conversion`).
-        out: folder for ``dose_eval.json`` and ``wepl_difference_<beam>.nii.gz`` (float32, mm of water, sCT - CT, 0
-            outside the body); nothing is written without it.
+        out: folder for ``dose_eval.json``, ``wepl_difference_<beam>.nii.gz`` (float32, mm of water, sCT - CT, 0
+            outside the body) and ``dose_eval.png`` (CT | sCT | WEPL difference per beam, the axial slice through the
+            target); nothing is written without it.
 
     Returns:
         A table, one row per beam: rays through the target, mean and largest |WEPL difference| and range difference
@@ -123,18 +157,21 @@ def dose_eval(
     else:
         region = default_target(body, spacing)
     axes = {side: beam_axis(side, affine) for side in sides}
-    outputs = [Path(out) / "dose_eval.json", *(Path(out) / f"wepl_difference_{s}.nii.gz" for s in axes)] if out else []
+    maps = [Path(out) / f"wepl_difference_{side}.nii.gz" for side in axes] if out else []
+    outputs = [Path(out) / "dose_eval.json", Path(out) / "dose_eval.png", *maps] if out else []
     for path in outputs:
         check_output_path(path, [ct, sct, mask, target, table])
     # outside the body both images are air: the couch and the air around the head must not count as sCT errors
     ct_spr = calibration.stopping_power_ratio(np.where(body, ct_hu, -1000.0))
     sct_spr = calibration.stopping_power_ratio(np.where(body, sct_hu, -1000.0))
-    results = {}
+    results, differences = {}, {}
     for side, (axis, direction) in axes.items():
         results[side] = range_difference(ct_spr, sct_spr, region, spacing, axis, direction)
         if out:
             difference = wepl_map(sct_spr, spacing, axis, direction) - wepl_map(ct_spr, spacing, axis, direction)
-            write_nifti(np.where(body, difference, 0), affine, outputs[1 + list(axes).index(side)], np.float32)
+            differences[side] = np.where(body, difference, 0).astype(np.float32)
+    for side, path in zip(differences, maps):
+        write_nifti(differences[side], affine, path, np.float32)
     report = {
         "ct": str(ct),
         "sct": str(sct),
@@ -146,6 +183,7 @@ def dose_eval(
     }
     if out:
         write_json(report, outputs[0])
+        wepl_figure(ct_hu, sct_hu, differences, region, affine, outputs[1], title=f"{Path(str(sct)).name} vs its CT")
     lines = ["| beam | rays | mean dWEPL mm | max abs dWEPL mm | mean range diff mm | max abs range diff mm |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for side, r in results.items():
