@@ -35,7 +35,15 @@ from custom.images import is_png, read_image
 from custom.metrics import EIGHT_BIT_RANGE, compute_metrics, resolve_protocols, summarize
 from custom.outputs import output_ext, sct_case, sct_file_name, write_text, write_texts
 
-__all__ = ["ScoredCase", "evaluate_case", "evaluate_datalist", "scored_cases", "write_json", "GRID_TOLERANCE_MM"]
+__all__ = [
+    "ScoredCase",
+    "evaluate_case",
+    "evaluate_datalist",
+    "grid_difference",
+    "scored_cases",
+    "write_json",
+    "GRID_TOLERANCE_MM",
+]
 
 GRID_TOLERANCE_MM = 1e-3
 PathLike = str | os.PathLike
@@ -64,7 +72,7 @@ def write_json(data: Any, path: PathLike) -> str:
     return write_text(_json_text(data), path)
 
 
-def _grid_difference(shape_a, affine_a, shape_b, affine_b) -> str | None:
+def grid_difference(shape_a, affine_a, shape_b, affine_b) -> str | None:
     """Why two images are not on the same grid (None if they are): shape, or affine beyond the tolerance (mm)."""
     if tuple(shape_a) != tuple(shape_b):
         return f"shape {tuple(shape_a)} vs {tuple(shape_b)}"
@@ -81,7 +89,7 @@ def _grid_difference(shape_a, affine_a, shape_b, affine_b) -> str | None:
 
 def _read_on_grid(path: PathLike, ct_path: PathLike, ct_shape, ct_affine, ndim: int | None, what: str) -> np.ndarray:
     array, affine = read_image(path, ndim=ndim)
-    problem = _grid_difference(array.shape, affine, ct_shape, ct_affine)
+    problem = grid_difference(array.shape, affine, ct_shape, ct_affine)
     if problem is not None:
         raise InputError(f"{path}: {what} is not on the grid of the CT {ct_path}: {problem}")
     return array

@@ -105,6 +105,8 @@ def test_bone_vote_keeps_majority_bone_and_is_the_mean_elsewhere():
     assert Ensemble(members, combine="mean")(x)[0, 0, 0, 0] < 0.9  # what the rule is for
     with pytest.raises(ValueError, match="bone_level"):
         Ensemble(members, combine="bone_vote")
+    with pytest.raises(InputError, match="bone_level"):
+        EnsembleInferer(None, combine="bone_vote")
 
 
 def test_bad_ensemble_arguments():

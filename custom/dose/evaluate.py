@@ -84,13 +84,13 @@ def wepl_figure(
 
 
 def _read(path: str | Path, what: str, ct_shape=None, ct_affine=None, ct_path=None) -> tuple[np.ndarray, np.ndarray]:
-    from custom.scoring import _grid_difference
+    from custom.scoring import grid_difference
 
     array, affine = read_image(path, ndim=3)
     if not np.all(np.isfinite(array)):
         raise InputError(f"{path}: the {what} has NaN or infinite values")
     if ct_shape is not None:
-        problem = _grid_difference(array.shape, affine, ct_shape, ct_affine)
+        problem = grid_difference(array.shape, affine, ct_shape, ct_affine)
         if problem is not None:
             raise InputError(f"{path}: the {what} is not on the grid of the CT {ct_path}: {problem}")
     return array, affine

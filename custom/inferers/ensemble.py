@@ -40,7 +40,8 @@ class EnsembleInferer(Inferer):
         bone_level: the bone threshold of ``"bone_vote"`` in the network's output units.
 
     Raises:
-        InputError: an unknown ``tta`` or ``combine``, a non-boolean ``uncertainty``.
+        InputError: an unknown ``tta`` or ``combine``, ``"bone_vote"`` without ``bone_level``, a non-boolean
+            ``uncertainty``.
     """
 
     def __init__(
@@ -63,6 +64,8 @@ class EnsembleInferer(Inferer):
             raise InputError(str(e)) from None
         if combine not in COMBINE_RULES:
             raise InputError(f"combine {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
+        if combine == "bone_vote" and bone_level is None:
+            raise InputError("combine 'bone_vote' needs bone_level (bone_threshold in the network's units)")
         self.inferer = inferer
         self.member_weights = list(member_weights)
         self.combine = combine
