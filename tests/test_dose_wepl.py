@@ -190,3 +190,37 @@ def test_dose_eval_bad_inputs_stop_with_one_line(change, says, tmp_path, capsys)
     assert exit_.value.code == 2
     errors = [line for line in text.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and says in errors[0] and "Traceback" not in text.err, text.err
+
+
+def test_dose_eval_over_a_datalist_split(tmp_path, capsys):
+    """Two cases (the slab sCT and a perfect one) with their sCTs in a predictions folder: per-case files and a mean
+    over the cases that is the average of the two."""
+    import json
+    import shutil
+
+    from custom.cli import main
+
+    items = []
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for case, slab in (("c1", 300.0), ("c2", 0.0)):
+        (tmp_path / case).mkdir()
+        files = _phantom_files(tmp_path / case, slab_hu=slab)
+        shutil.copy(files["sct"], preds / f"{case}_sct.nii.gz")
+        items.append({"case": case, "image": files["ct"], "label": files["ct"]})
+    (tmp_path / "datalist.json").write_text(json.dumps({"test": items}))
+    out = tmp_path / "dose"
+    with pytest.raises(SystemExit) as exit_:
+        main(["dose-eval", "--datalist", str(tmp_path / "datalist.json"), "--pred_dir", str(preds), "--beams", "L",
+              "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0, text
+    report = json.loads((out / "dose_eval.json").read_text())
+    c1, c2 = (report["cases"][c]["beams"]["L"]["wepl_difference_mm_mean"] for c in ("c1", "c2"))
+    assert c1 > 0 and c2 == 0
+    assert report["mean over cases"]["L"]["wepl_difference_mm_mean"] == pytest.approx((c1 + c2) / 2)
+    assert (out / "c1" / "dose_eval.png").is_file() and (out / "c2" / "wepl_difference_L.nii.gz").is_file()
+    assert "| mean | L |" in text
+    with pytest.raises(SystemExit) as exit_:
+        main(["dose-eval", "--datalist", str(tmp_path / "datalist.json")])
+    assert exit_.value.code == 2 and "--pred_dir" in capsys.readouterr().err

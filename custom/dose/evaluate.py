@@ -96,51 +96,19 @@ def _read(path: str | Path, what: str, ct_shape=None, ct_affine=None, ct_path=No
     return array, affine
 
 
-def dose_eval(
-    ct: str,
-    sct: str,
-    mask: str | None = None,
-    target: str | None = None,
-    modality: str = "protons",
-    beams: str | list | tuple = "L,R",
-    table: str | None = None,
-    out: str | None = None,
-) -> str:
-    """Proton range differences of an sCT against its CT, per beam, from water-equivalent path lengths.
-
-    Args:
-        ct: the CT volume in HU (NIfTI, MHA, NRRD or a DICOM series folder).
-        sct: the sCT on exactly the CT's grid, in HU.
-        mask: body mask on that grid (default: the CT above -500 HU).
-        target: target mask on that grid (default: a 15 mm sphere at the body's centre of mass).
-        modality: ``protons`` (the WEPL range surrogate); ``photons`` needs a dose engine, not built yet.
-        beams: sides the beams enter from, e.g. ``L,R`` (default) or ``L,R,A,P``.
-        table: CSV ``hu,red,spr`` of the CT calibration (default: the generic table of
-            :mod:`custom.dose.conversion`).
-        out: folder for ``dose_eval.json``, ``wepl_difference_<beam>.nii.gz`` (float32, mm of water, sCT - CT, 0
-            outside the body) and ``dose_eval.png`` (CT | sCT | WEPL difference per beam, the axial slice through the
-            target); nothing is written without it.
-
-    Returns:
-        A table, one row per beam: rays through the target, mean and largest |WEPL difference| and range difference
-        at the target's distal edge (mm).
-
-    Raises:
-        InputError: a missing or unreadable file, a 4D image, NaNs, a CT that is not in HU, an sCT or mask off the
-            CT's grid, an empty body or target, an unknown beam side or modality.
-    """
+def _case_report(
+    ct: str | Path,
+    sct: str | Path,
+    mask: str | Path | None,
+    target: str | Path | None,
+    sides: list[str],
+    calibration: DensityTable,
+    out: Path | None,
+) -> dict:
+    """One case: read and check the images, the range differences per beam, and (with ``out``) its files."""
     from custom.outputs import check_output_path, write_nifti
     from custom.scoring import write_json
 
-    if modality == "photons":
-        raise InputError("--modality photons: photon dose needs a dose engine, which is not built yet; "
-                         "--modality protons gives the WEPL range surrogate")  # fmt: skip
-    if modality != "protons":
-        raise InputError(f"--modality {modality!r}: expected protons (photons: not built yet)")
-    sides = [s.strip().upper() for s in (beams.split(",") if isinstance(beams, str) else beams) if str(s).strip()]
-    if not sides:
-        raise InputError("--beams: give at least one side, e.g. L,R")
-    calibration = GENERIC_TABLE if table is None else DensityTable.from_csv(table)
     ct_hu, affine = _read(ct, "CT")
     problem = intensity_problem(ct_hu, "CT", hounsfield=True)
     if problem is not None:
@@ -157,10 +125,10 @@ def dose_eval(
     else:
         region = default_target(body, spacing)
     axes = {side: beam_axis(side, affine) for side in sides}
-    maps = [Path(out) / f"wepl_difference_{side}.nii.gz" for side in axes] if out else []
-    outputs = [Path(out) / "dose_eval.json", Path(out) / "dose_eval.png", *maps] if out else []
+    maps = [out / f"wepl_difference_{side}.nii.gz" for side in axes] if out else []
+    outputs = [out / "dose_eval.json", out / "dose_eval.png", *maps] if out else []
     for path in outputs:
-        check_output_path(path, [ct, sct, mask, target, table])
+        check_output_path(path, [ct, sct, mask, target])
     # outside the body both images are air: the couch and the air around the head must not count as sCT errors
     ct_spr = calibration.stopping_power_ratio(np.where(body, ct_hu, -1000.0))
     sct_spr = calibration.stopping_power_ratio(np.where(body, sct_hu, -1000.0))
@@ -175,7 +143,7 @@ def dose_eval(
     report = {
         "ct": str(ct),
         "sct": str(sct),
-        "modality": modality,
+        "modality": "protons",
         "target": str(target) if target else f"sphere of {DEFAULT_TARGET_RADIUS_MM:g} mm at the body's centre",
         "target_voxels": int(region.sum()),
         "calibration": calibration.source,
@@ -184,11 +152,101 @@ def dose_eval(
     if out:
         write_json(report, outputs[0])
         wepl_figure(ct_hu, sct_hu, differences, region, affine, outputs[1], title=f"{Path(str(sct)).name} vs its CT")
-    lines = ["| beam | rays | mean dWEPL mm | max abs dWEPL mm | mean range diff mm | max abs range diff mm |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for side, r in results.items():
-        lines.append(
-            f"| {side} | {r['rays']} | {r['wepl_difference_mm_mean']:+.2f} | {r['wepl_difference_mm_max_abs']:.2f} | "
-            f"{r['range_difference_mm_mean']:+.2f} | {r['range_difference_mm_max_abs']:.2f} |"
-        )
+    return report
+
+
+def _table(rows: dict[str, dict[str, dict]]) -> str:
+    lines = ["| case | beam | rays | mean dWEPL mm | max abs dWEPL mm | mean range diff mm | max abs range diff mm |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for case, beams in rows.items():
+        for side, r in beams.items():
+            lines.append(
+                f"| {case} | {side} | {r['rays']:g} | {r['wepl_difference_mm_mean']:+.2f} | "
+                f"{r['wepl_difference_mm_max_abs']:.2f} | {r['range_difference_mm_mean']:+.2f} | "
+                f"{r['range_difference_mm_max_abs']:.2f} |"
+            )
     return "\n".join(lines)
+
+
+def dose_eval(
+    ct: str | None = None,
+    sct: str | None = None,
+    mask: str | None = None,
+    target: str | None = None,
+    modality: str = "protons",
+    beams: str | list | tuple = "L,R",
+    table: str | None = None,
+    out: str | None = None,
+    datalist: str | None = None,
+    pred_dir: str | None = None,
+    split: str = "test",
+) -> str:
+    """Proton range differences of an sCT against its CT, per beam, from water-equivalent path lengths: one case
+    (``--ct``, ``--sct``), or every case of a datalist split with its sCT in a predictions folder (``--datalist``,
+    ``--pred_dir``, as ``evaluate``; each case's body mask from the datalist).
+
+    Args:
+        ct: the CT volume in HU (NIfTI, MHA, NRRD or a DICOM series folder).
+        sct: the sCT on exactly the CT's grid, in HU.
+        mask: body mask on that grid (default: the CT above -500 HU).
+        target: target mask on that grid (default: a 15 mm sphere at the body's centre of mass).
+        modality: ``protons`` (the WEPL range surrogate); ``photons`` needs a dose engine, not built yet.
+        beams: sides the beams enter from, e.g. ``L,R`` (default) or ``L,R,A,P``.
+        table: CSV ``hu,red,spr`` of the CT calibration (default: the generic table of
+            :mod:`custom.dose.conversion`).
+        out: folder for ``dose_eval.json``, ``wepl_difference_<beam>.nii.gz`` (float32, mm of water, sCT - CT, 0
+            outside the body) and ``dose_eval.png`` (CT | sCT | WEPL difference per beam, the axial slice through the
+            target), in ``<out>/<case>/`` for a datalist (and ``<out>/dose_eval.json`` over the cases); nothing is
+            written without it.
+        datalist: a datalist JSON (its ``label`` is the CT); with ``pred_dir`` (``<case>_sct.nii.gz`` files, as
+            ``infer`` writes them) and ``split``.
+
+    Returns:
+        A table, one row per case and beam: rays through the target, mean and largest |WEPL difference| and range
+        difference at the target's distal edge (mm).
+
+    Raises:
+        InputError: a missing or unreadable file, a 4D image, NaNs, a CT that is not in HU, an sCT or mask off the
+            CT's grid, an empty body or target, an unknown beam side or modality, one case and a datalist both given.
+    """
+    from custom.scoring import scored_cases, write_json
+
+    if modality == "photons":
+        raise InputError("--modality photons: photon dose needs a dose engine, which is not built yet; "
+                         "--modality protons gives the WEPL range surrogate")  # fmt: skip
+    if modality != "protons":
+        raise InputError(f"--modality {modality!r}: expected protons (photons: not built yet)")
+    sides = [s.strip().upper() for s in (beams.split(",") if isinstance(beams, str) else beams) if str(s).strip()]
+    if not sides:
+        raise InputError("--beams: give at least one side, e.g. L,R")
+    calibration = GENERIC_TABLE if table is None else DensityTable.from_csv(table)
+    folder = Path(out) if out else None
+    if datalist is None:
+        if not (ct and sct):
+            raise InputError("give --ct and --sct (one case), or --datalist and --pred_dir (a split)")
+        report = _case_report(ct, sct, mask, target, sides, calibration, folder)
+        return _table({Path(str(sct)).name: report["beams"]})
+    if ct or sct or mask or target:
+        raise InputError("--datalist scores a split: leave out --ct, --sct, --mask and --target")
+    if not pred_dir:
+        raise InputError("--datalist needs --pred_dir, the folder of the split's sCTs")
+    from custom.data.datalist import read_datalist
+
+    data = read_datalist(datalist)
+    if split not in data:
+        raise InputError(f"{datalist}: no split {split!r} (it has {', '.join(data)})")
+    cases = {
+        c.case: _case_report(c.ct, c.pred, c.mask, None, sides, calibration, folder / c.case if folder else None)
+        for c in scored_cases(data, split, pred_dir)
+    }
+    summary = {
+        side: {
+            key: float(np.nanmean([r["beams"][side][key] for r in cases.values()]))
+            for key in next(iter(cases.values()))["beams"][side]
+        }
+        for side in sides
+    }
+    if folder:
+        write_json({"datalist": str(datalist), "split": split, "cases": cases, "mean over cases": summary},
+                   folder / "dose_eval.json")  # fmt: skip
+    return _table({**{case: r["beams"] for case, r in cases.items()}, "mean": summary})
