@@ -45,9 +45,9 @@ def beam_axis(side: str, affine: np.ndarray) -> tuple[int, int]:
 def default_target(body: np.ndarray, spacing: np.ndarray, radius_mm: float = DEFAULT_TARGET_RADIUS_MM) -> np.ndarray:
     """A sphere of ``radius_mm`` at the body's centre of mass (inside the body only)."""
     centre = np.argwhere(body).mean(axis=0)
-    grid = np.indices(body.shape, dtype=np.float32)
-    distance = np.sqrt(sum(((grid[i] - centre[i]) * spacing[i]) ** 2 for i in range(body.ndim)))
-    return (distance <= radius_mm) & body
+    axes = np.ogrid[tuple(slice(0, n) for n in body.shape)]  # broadcast, not a full coordinate grid per axis
+    squared = sum(((axes[i] - centre[i]) * spacing[i]) ** 2 for i in range(body.ndim))
+    return (squared <= radius_mm**2) & body
 
 
 def wepl_figure(
@@ -78,7 +78,8 @@ def wepl_figure(
         Column("sCT", (-1000.0, 1600.0), "HU"),
         Column("WEPL sCT - CT", (-limit, limit), "mm of water", "RdBu_r"),
     ]
-    rows = [[ras(ct_hu)[:, :, z], ras(sct_hu)[:, :, z], ras(d)[:, :, z]] for d in differences.values()]
+    ct_slice, sct_slice = ras(ct_hu)[:, :, z], ras(sct_hu)[:, :, z]  # the same two panels on every row
+    rows = [[ct_slice, sct_slice, ras(d)[:, :, z]] for d in differences.values()]
     labels = [f"beam {side}, z={z}" for side in differences]
     return save_figure(rows, columns, path, title=title, row_labels=labels)
 
