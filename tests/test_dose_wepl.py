@@ -134,7 +134,7 @@ def test_dose_eval_command_reports_the_slab_on_the_beam_that_crosses_it(tmp_path
     out = tmp_path / "dose"
     with pytest.raises(SystemExit) as exit_:
         main(["dose-eval", "--ct", files["ct"], "--sct", files["sct"], "--target", files["target"], "--beams", "L,R",
-              "--out", str(out)])  # fmt: skip
+              "--dose", "False", "--out", str(out)])  # fmt: skip
     text = capsys.readouterr().out
     assert exit_.value.code == 0, text
     report = json.loads((out / "dose_eval.json").read_text())
@@ -150,13 +150,15 @@ def test_dose_eval_command_reports_the_slab_on_the_beam_that_crosses_it(tmp_path
     assert float(np.asarray(wepl.dataobj)[10, 10, 3]) == pytest.approx(extra, abs=1e-4)  # downstream of the slab
     from PIL import Image
 
-    assert Image.open(out / "dose_eval.png").size[0] > 300  # CT | sCT | WEPL difference, one row per beam
+    assert Image.open(out / "wepl_difference.png").size[0] > 300  # CT | sCT | WEPL difference, one row per beam
+    assert not list(out.glob("dose_*.nii.gz"))  # --dose False: no dose engine
 
 
 @pytest.mark.parametrize(
     "change,says",
     [
-        ("photons", "photon dose needs a dose engine"),
+        ("photons_without_dose", "--dose False leaves only the proton WEPL surrogate"),
+        ("modality", "--modality 'electrons'"),
         ("offgrid", "is not on the grid of the CT"),
         ("eight_bit", "do not look like Hounsfield units"),
         ("empty_target", "target mask is empty"),
@@ -170,9 +172,11 @@ def test_dose_eval_bad_inputs_stop_with_one_line(change, says, tmp_path, capsys)
     from custom.cli import main
 
     files = _phantom_files(tmp_path)
-    args = ["dose-eval", "--ct", files["ct"], "--sct", files["sct"], "--target", files["target"]]
-    if change == "photons":
+    args = ["dose-eval", "--ct", files["ct"], "--sct", files["sct"], "--target", files["target"], "--dose", "False"]
+    if change == "photons_without_dose":
         args += ["--modality", "photons"]
+    elif change == "modality":
+        args += ["--modality", "electrons"]
     elif change == "offgrid":
         nib.save(nib.Nifti1Image(np.zeros((30, 20, 5), np.float32), np.diag([-1.0, 2.0, 3.0, 1.0])), files["sct"])
     elif change == "eight_bit":
@@ -212,15 +216,15 @@ def test_dose_eval_over_a_datalist_split(tmp_path, capsys):
     out = tmp_path / "dose"
     with pytest.raises(SystemExit) as exit_:
         main(["dose-eval", "--datalist", str(tmp_path / "datalist.json"), "--pred_dir", str(preds), "--beams", "L",
-              "--out", str(out)])  # fmt: skip
+              "--dose", "False", "--out", str(out)])  # fmt: skip
     text = capsys.readouterr().out
     assert exit_.value.code == 0, text
     report = json.loads((out / "dose_eval.json").read_text())
     c1, c2 = (report["cases"][c]["beams"]["L"]["wepl_difference_mm_mean"] for c in ("c1", "c2"))
     assert c1 > 0 and c2 == 0
-    assert report["mean over cases"]["L"]["wepl_difference_mm_mean"] == pytest.approx((c1 + c2) / 2)
-    assert (out / "c1" / "dose_eval.png").is_file() and (out / "c2" / "wepl_difference_L.nii.gz").is_file()
+    assert report["mean over cases"]["beams"]["L"]["wepl_difference_mm_mean"] == pytest.approx((c1 + c2) / 2)
+    assert (out / "c1" / "wepl_difference.png").is_file() and (out / "c2" / "wepl_difference_L.nii.gz").is_file()
     assert "| mean | L |" in text
     with pytest.raises(SystemExit) as exit_:
-        main(["dose-eval", "--datalist", str(tmp_path / "datalist.json")])
+        main(["dose-eval", "--datalist", str(tmp_path / "datalist.json"), "--dose", "False"])
     assert exit_.value.code == 2 and "--pred_dir" in capsys.readouterr().err

@@ -1,11 +1,14 @@
-"""``python -m custom dose-eval``: how far an sCT moves proton ranges against its CT (the WEPL surrogate of
-:mod:`custom.dose.wepl`), per beam, with a water-equivalent-path-length difference map per beam.
+"""``python -m custom dose-eval``: what an sCT changes in radiotherapy dose against its CT. A plan is made on the CT
+and recomputed on the sCT (photons and protons, :mod:`custom.dose.engine`, the optional extra ``dose``) and compared
+(:mod:`custom.dose.metrics`: dose MAE in the body and the target, the target's D98 / D50 / D2, gamma pass rates);
+for protons also the range difference along each beam from water-equivalent path lengths (:mod:`custom.dose.wepl`, a
+surrogate that needs no dose engine: ``--dose False`` gives it alone, in about a second).
 
-Beams are parallel fields along the image's axes, named by the side they enter from in patient coordinates (RAS):
-``L`` (from the left), ``R``, ``A`` (anterior), ``P``, ``S``, ``I``; default ``L,R``, the lateral opposed pair of a
-head plan. The target is a mask, or by default a sphere of radius 15 mm at the centre of the body (the body mask's
-centre of mass; without a mask the CT above -500 HU). Photon dose, dose-volume statistics and gamma need a dose engine
-and are not computed yet (``--modality photons`` says so).
+Beams are named by the side of the patient they enter from: ``L`` (from the left), ``R``, ``A`` (anterior), ``P``,
+and for the WEPL surrogate also ``S`` and ``I``. The default plans: photons, ``--photon_fields`` 5 coplanar fields
+equally spaced from gantry 0 (anterior); protons, the lateral opposed pair ``L,R`` of a head plan (``--beams``, also
+the WEPL beams). The target is a mask, or by default a sphere of radius 15 mm at the centre of the body (the body mask's
+centre of mass; without a mask the CT above -500 HU), prescribed ``--prescription`` 2 Gy.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from custom.dose.wepl import range_difference, wepl_map
 from custom.errors import InputError
 from custom.images import read_image
 
-__all__ = ["BEAM_SIDES", "beam_axis", "default_target", "dose_eval", "wepl_figure"]
+__all__ = ["BEAM_SIDES", "beam_axis", "default_target", "dose_eval", "dose_figure", "wepl_figure"]
 
 #: the RAS axis and the direction of travel (+1 towards R / A / S) of a beam entering from each side
 BEAM_SIDES = {"L": (0, 1), "R": (0, -1), "P": (1, 1), "A": (1, -1), "I": (2, 1), "S": (2, -1)}
@@ -97,16 +100,67 @@ def _read(path: str | Path, what: str, ct_shape=None, ct_affine=None, ct_path=No
     return array, affine
 
 
+def dose_figure(
+    ct_dose: np.ndarray,
+    sct_dose: np.ndarray,
+    target: np.ndarray,
+    affine: np.ndarray,
+    path: str | Path,
+    title: str = "",
+) -> str:
+    """Dose on CT | dose on sCT | difference (sCT - CT), axial and coronal slices through the target's centre,
+    RAS-oriented, colour bars in Gy; saved atomically as a PNG."""
+    import nibabel as nib
+
+    from custom.visualize import Column, save_figure
+
+    orientation = nib.orientations.io_orientation(affine)
+
+    def ras(volume: np.ndarray) -> np.ndarray:
+        return nib.orientations.apply_orientation(volume, orientation)
+
+    ct_dose, sct_dose, centre = ras(ct_dose), ras(sct_dose), np.round(np.argwhere(ras(target)).mean(axis=0))
+    y, z = int(centre[1]), int(centre[2])
+    high = max(1e-6, float(max(ct_dose.max(), sct_dose.max())))
+    limit = max(1e-6, float(np.abs(sct_dose - ct_dose).max()))
+    columns = [
+        Column("dose on CT", (0.0, high), "Gy", "jet"),
+        Column("dose on sCT", (0.0, high), "Gy", "jet"),
+        Column("sCT - CT", (-limit, limit), "Gy", "RdBu_r"),
+    ]
+    rows = [[d[:, :, z] for d in (ct_dose, sct_dose, sct_dose - ct_dose)]]
+    rows.append([d[:, y, :] for d in (ct_dose, sct_dose, sct_dose - ct_dose)])
+    return save_figure(rows, columns, path, title=title, row_labels=[f"axial z={z}", f"coronal y={y}"])
+
+
+def _photon_angles(fields: int) -> list[float]:
+    if fields < 1:
+        raise InputError(f"--photon_fields {fields}: give at least one field")
+    return [round(360.0 * i / fields, 6) for i in range(fields)]
+
+
+def _proton_angles(sides: list[str]) -> list[float]:
+    from custom.dose.engine import GANTRY_ANGLE
+
+    for side in sides:
+        if side not in GANTRY_ANGLE:
+            raise InputError(f"beam {side!r}: proton fields are coplanar, entering from {', '.join(GANTRY_ANGLE)} "
+                             "(--dose False gives the WEPL of any side)")  # fmt: skip
+    return [GANTRY_ANGLE[side] for side in sides]
+
+
 def _case_report(
     ct: str | Path,
     sct: str | Path,
     mask: str | Path | None,
     target: str | Path | None,
-    sides: list[str],
+    modalities: list[str],
+    settings: dict,
     calibration: DensityTable,
     out: Path | None,
 ) -> dict:
-    """One case: read and check the images, the range differences per beam, and (with ``out``) its files."""
+    """One case: read and check the images; for protons the range differences per beam; with the dose engine the
+    plan on the CT recomputed on the sCT per modality; with ``out`` the files."""
     from custom.outputs import check_output_path, write_nifti
     from custom.scoring import write_json
 
@@ -125,48 +179,100 @@ def _case_report(
             raise InputError(f"{target}: the target mask is empty inside the body")
     else:
         region = default_target(body, spacing)
+    sides = settings["beams"] if "protons" in modalities else []
     axes = {side: beam_axis(side, affine) for side in sides}
-    maps = [out / f"wepl_difference_{side}.nii.gz" for side in axes] if out else []
-    outputs = [out / "dose_eval.json", out / "dose_eval.png", *maps] if out else []
-    for path in outputs:
-        check_output_path(path, [ct, sct, mask, target])
-    # outside the body both images are air: the couch and the air around the head must not count as sCT errors
-    ct_spr = calibration.stopping_power_ratio(np.where(body, ct_hu, -1000.0))
-    sct_spr = calibration.stopping_power_ratio(np.where(body, sct_hu, -1000.0))
-    results, differences = {}, {}
-    for side, (axis, direction) in axes.items():
-        results[side] = range_difference(ct_spr, sct_spr, region, spacing, axis, direction)
-        if out:
-            difference = wepl_map(sct_spr, spacing, axis, direction) - wepl_map(ct_spr, spacing, axis, direction)
-            differences[side] = np.where(body, difference, 0).astype(np.float32)
-    for side, path in zip(differences, maps):
-        write_nifti(differences[side], affine, path, np.float32)
+    dosed = modalities if settings["dose"] else []
+    outputs = []
+    if out:
+        outputs = [out / "dose_eval.json", *(out / f"wepl_difference_{side}.nii.gz" for side in axes)]
+        outputs += [out / "wepl_difference.png"] if axes else []
+        for modality in dosed:
+            outputs += [out / f"dose_{modality}_{which}.nii.gz" for which in ("ct", "sct")]
+            outputs.append(out / f"dose_{modality}.png")
+        for path in outputs:
+            check_output_path(path, [ct, sct, mask, target])
     report = {
         "ct": str(ct),
         "sct": str(sct),
-        "modality": "protons",
         "target": str(target) if target else f"sphere of {DEFAULT_TARGET_RADIUS_MM:g} mm at the body's centre",
         "target_voxels": int(region.sum()),
         "calibration": calibration.source,
-        "beams": results,
     }
+    name = Path(str(sct)).name
+    if axes:
+        # outside the body both images are air: the couch and the air around the head must not count as sCT errors
+        ct_spr = calibration.stopping_power_ratio(np.where(body, ct_hu, -1000.0))
+        sct_spr = calibration.stopping_power_ratio(np.where(body, sct_hu, -1000.0))
+        report["beams"] = {side: range_difference(ct_spr, sct_spr, region, spacing, *a) for side, a in axes.items()}
+        if out:
+            differences = {}
+            for side, axis in axes.items():
+                difference = wepl_map(sct_spr, spacing, *axis) - wepl_map(ct_spr, spacing, *axis)
+                differences[side] = np.where(body, difference, 0).astype(np.float32)
+                write_nifti(differences[side], affine, out / f"wepl_difference_{side}.nii.gz", np.float32)
+            wepl_figure(ct_hu, sct_hu, differences, region, affine, out / "wepl_difference.png", f"{name} vs its CT")
+    for modality in dosed:
+        from custom.dose.engine import plan_and_recompute
+        from custom.dose.metrics import dose_differences
+
+        angles = _photon_angles(settings["photon_fields"]) if modality == "photons" else _proton_angles(sides)
+        doses = plan_and_recompute(ct_hu, sct_hu, affine, body, region, modality, angles, calibration,
+                                   settings["prescription"], settings["dose_grid"])  # fmt: skip
+        report[modality] = {
+            "gantry_angles": doses.gantry_angles,
+            "prescription_gy": settings["prescription"],
+            "dose_grid_mm": list(doses.grid_spacing),
+            "pencil_beams": doses.bixels,
+            "seconds": doses.seconds,
+            **dose_differences(doses.ct, doses.sct, body, region, settings["prescription"], doses.ct_on_dose_grid,
+                               doses.sct_on_dose_grid, doses.grid_spacing),  # fmt: skip
+        }
+        if out:
+            for which, dose in (("ct", doses.ct), ("sct", doses.sct)):
+                write_nifti(dose, affine, out / f"dose_{modality}_{which}.nii.gz", np.float32)
+            dose_figure(doses.ct, doses.sct, region, affine, out / f"dose_{modality}.png", f"{name}: {modality}")
     if out:
         write_json(report, outputs[0])
-        wepl_figure(ct_hu, sct_hu, differences, region, affine, outputs[1], title=f"{Path(str(sct)).name} vs its CT")
     return report
 
 
-def _table(rows: dict[str, dict[str, dict]]) -> str:
-    lines = ["| case | beam | rays | mean dWEPL mm | max abs dWEPL mm | mean range diff mm | max abs range diff mm |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for case, beams in rows.items():
-        for side, r in beams.items():
+def _mean_over(reports: list[dict]) -> dict:
+    """The mean of every number that all ``reports`` have at the same place (nested dictionaries)."""
+    first = reports[0]
+    mean = {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            mean[key] = _mean_over([r[key] for r in reports])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            mean[key] = float(np.nanmean([r[key] for r in reports]))
+    return mean
+
+
+def _tables(reports: dict[str, dict]) -> str:
+    """A WEPL table (protons) and a dose table, one row per case and beam or modality."""
+    lines = []
+    if any("beams" in r for r in reports.values()):
+        lines += ["| case | beam | rays | mean dWEPL mm | max abs dWEPL mm | mean range diff mm | "
+                  "max abs range diff mm |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for case, report in reports.items():
+            for side, r in report.get("beams", {}).items():
+                lines.append(
+                    f"| {case} | {side} | {r['rays']:g} | {r['wepl_difference_mm_mean']:+.2f} | "
+                    f"{r['wepl_difference_mm_max_abs']:.2f} | {r['range_difference_mm_mean']:+.2f} | "
+                    f"{r['range_difference_mm_max_abs']:.2f} |"
+                )
+    dosed = [(case, m, r[m]) for case, r in reports.items() for m in ("photons", "protons") if m in r]
+    if dosed:
+        lines += ["" if lines else None, "| case | modality | dose MAE body % | dose MAE target % | dD98 % | dD50 % | "
+                  "dD2 % | gamma 2%/2mm % | gamma 3%/3mm % |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for case, modality, r in dosed:
+            gamma = r["gamma_pass_percent"]
             lines.append(
-                f"| {case} | {side} | {r['rays']:g} | {r['wepl_difference_mm_mean']:+.2f} | "
-                f"{r['wepl_difference_mm_max_abs']:.2f} | {r['range_difference_mm_mean']:+.2f} | "
-                f"{r['range_difference_mm_max_abs']:.2f} |"
+                f"| {case} | {modality} | {r['mae_body_percent']:.2f} | {r['mae_target_percent']:.2f} | "
+                f"{r['D98']['difference_percent']:+.2f} | {r['D50']['difference_percent']:+.2f} | "
+                f"{r['D2']['difference_percent']:+.2f} | {gamma['2%/2mm']:.1f} | {gamma['3%/3mm']:.1f} |"
             )
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line is not None)
 
 
 def dose_eval(
@@ -174,59 +280,86 @@ def dose_eval(
     sct: str | None = None,
     mask: str | None = None,
     target: str | None = None,
-    modality: str = "protons",
+    modality: str | list | tuple = "photons,protons",
+    dose: bool = True,
     beams: str | list | tuple = "L,R",
+    photon_fields: int = 5,
+    prescription: float = 2.0,
+    dose_grid: float = 3.0,
     table: str | None = None,
     out: str | None = None,
     datalist: str | None = None,
     pred_dir: str | None = None,
     split: str = "test",
 ) -> str:
-    """Proton range differences of an sCT against its CT, per beam, from water-equivalent path lengths: one case
-    (``--ct``, ``--sct``), or every case of a datalist split with its sCT in a predictions folder (``--datalist``,
-    ``--pred_dir``, as ``evaluate``; each case's body mask from the datalist).
+    """Dose differences of an sCT against its CT for a plan made on the CT (photons, protons) and, for protons, the
+    range differences per beam from water-equivalent path lengths: one case (``--ct``, ``--sct``), or every case of a
+    datalist split with its sCT in a predictions folder (``--datalist``, ``--pred_dir``, as ``evaluate``; each
+    case's body mask from the datalist).
 
     Args:
         ct: the CT volume in HU (NIfTI, MHA, NRRD or a DICOM series folder).
         sct: the sCT on exactly the CT's grid, in HU.
         mask: body mask on that grid (default: the CT above -500 HU).
         target: target mask on that grid (default: a 15 mm sphere at the body's centre of mass).
-        modality: ``protons`` (the WEPL range surrogate); ``photons`` needs a dose engine, not built yet.
-        beams: sides the beams enter from, e.g. ``L,R`` (default) or ``L,R,A,P``.
+        modality: ``photons``, ``protons`` or both (default ``photons,protons``).
+        dose: plan and recompute the dose (needs the extra ``dose``); ``False``: the WEPL range surrogate alone.
+        beams: proton fields and WEPL beams, by the side they enter from, e.g. ``L,R`` (default) or ``L,R,A,P``.
+        photon_fields: number of coplanar photon fields, equally spaced from gantry 0 (default 5).
+        prescription: the target's prescribed dose in Gy (default 2); dose differences are also given in % of it.
+        dose_grid: dose-grid voxel size in mm (default 3).
         table: CSV ``hu,red,spr`` of the CT calibration (default: the generic table of
             :mod:`custom.dose.conversion`).
-        out: folder for ``dose_eval.json``, ``wepl_difference_<beam>.nii.gz`` (float32, mm of water, sCT - CT, 0
-            outside the body) and ``dose_eval.png`` (CT | sCT | WEPL difference per beam, the axial slice through the
-            target), in ``<out>/<case>/`` for a datalist (and ``<out>/dose_eval.json`` over the cases); nothing is
-            written without it.
+        out: folder for ``dose_eval.json``; per proton beam ``wepl_difference_<beam>.nii.gz`` (float32, mm of water,
+            sCT - CT, 0 outside the body) and ``wepl_difference.png`` (CT | sCT | WEPL difference per beam); per
+            modality ``dose_<modality>_ct.nii.gz`` and ``..._sct.nii.gz`` (float32, Gy, on the CT's grid) and
+            ``dose_<modality>.png`` (dose on CT | on sCT | difference); in ``<out>/<case>/`` for a datalist (and
+            ``<out>/dose_eval.json`` over the cases); nothing is written without it.
         datalist: a datalist JSON (its ``label`` is the CT); with ``pred_dir`` (``<case>_sct.nii.gz`` files, as
             ``infer`` writes them) and ``split``.
 
     Returns:
-        A table, one row per case and beam: rays through the target, mean and largest |WEPL difference| and range
-        difference at the target's distal edge (mm).
+        Tables: per case and proton beam the WEPL and range differences at the target's distal edge (mm); per case
+        and modality the dose MAE in the body and the target, the D98 / D50 / D2 differences (% of the
+        prescription) and the gamma pass rates.
 
     Raises:
         InputError: a missing or unreadable file, a 4D image, NaNs, a CT that is not in HU, an sCT or mask off the
-            CT's grid, an empty body or target, an unknown beam side or modality, one case and a datalist both given.
+            CT's grid, an empty body or target, an unknown beam side or modality, the extra ``dose`` missing, one
+            case and a datalist both given.
     """
+    from custom.dose.engine import MODALITIES, require_engine
     from custom.scoring import scored_cases, write_json
 
-    if modality == "photons":
-        raise InputError("--modality photons: photon dose needs a dose engine, which is not built yet; "
-                         "--modality protons gives the WEPL range surrogate")  # fmt: skip
-    if modality != "protons":
-        raise InputError(f"--modality {modality!r}: expected protons (photons: not built yet)")
-    sides = [s.strip().upper() for s in (beams.split(",") if isinstance(beams, str) else beams) if str(s).strip()]
-    if not sides:
+    def listed(value) -> list[str]:
+        return [str(v).strip() for v in (value.split(",") if isinstance(value, str) else value) if str(v).strip()]
+
+    modalities = [m.lower() for m in listed(modality)]
+    for m in modalities:
+        if m not in MODALITIES:
+            raise InputError(f"--modality {m!r}: expected {' and/or '.join(MODALITIES)}")
+    if not modalities:
+        raise InputError("--modality: give photons, protons or both")
+    if not dose and "protons" not in modalities:
+        raise InputError("--dose False leaves only the proton WEPL surrogate: add --modality protons")
+    sides = [s.upper() for s in listed(beams)]
+    if "protons" in modalities and not sides:
         raise InputError("--beams: give at least one side, e.g. L,R")
+    if dose:
+        require_engine()  # before any case is read: a missing extra is the first thing to say
+        if "protons" in modalities:
+            _proton_angles(sides)
+        if "photons" in modalities:
+            _photon_angles(int(photon_fields))
+    settings = {"dose": bool(dose), "beams": sides, "photon_fields": int(photon_fields),
+                "prescription": float(prescription), "dose_grid": float(dose_grid)}  # fmt: skip
     calibration = GENERIC_TABLE if table is None else DensityTable.from_csv(table)
     folder = Path(out) if out else None
     if datalist is None:
         if not (ct and sct):
             raise InputError("give --ct and --sct (one case), or --datalist and --pred_dir (a split)")
-        report = _case_report(ct, sct, mask, target, sides, calibration, folder)
-        return _table({Path(str(sct)).name: report["beams"]})
+        report = _case_report(ct, sct, mask, target, modalities, settings, calibration, folder)
+        return _tables({Path(str(sct)).name: report})
     if ct or sct or mask or target:
         raise InputError("--datalist scores a split: leave out --ct, --sct, --mask and --target")
     if not pred_dir:
@@ -237,17 +370,12 @@ def dose_eval(
     if split not in data:
         raise InputError(f"{datalist}: no split {split!r} (it has {', '.join(data)})")
     cases = {
-        c.case: _case_report(c.ct, c.pred, c.mask, None, sides, calibration, folder / c.case if folder else None)
+        c.case: _case_report(c.ct, c.pred, c.mask, None, modalities, settings, calibration,
+                             folder / c.case if folder else None)  # fmt: skip
         for c in scored_cases(data, split, pred_dir)
     }
-    summary = {
-        side: {
-            key: float(np.nanmean([r["beams"][side][key] for r in cases.values()]))
-            for key in next(iter(cases.values()))["beams"][side]
-        }
-        for side in sides
-    }
+    summary = _mean_over(list(cases.values()))
     if folder:
         write_json({"datalist": str(datalist), "split": split, "cases": cases, "mean over cases": summary},
                    folder / "dose_eval.json")  # fmt: skip
-    return _table({**{case: r["beams"] for case, r in cases.items()}, "mean": summary})
+    return _tables({**cases, "mean": summary})
