@@ -8,7 +8,9 @@
    network and a short schedule);
 4. runs inference and evaluation on the test case with the trained model (``python -m custom infer`` with
    ``configs/evaluate.json``: the model's own ``model.json`` gives its network, no config needed);
-5. prints the metrics table and where the sCTs, figures and training samples are.
+5. for volumes in HU, evaluates the test sCTs dosimetrically (``python -m custom dose-eval``: a photon and a proton
+   plan made on the CT, recomputed on the sCT; dose differences, D98 / D50 / D2, gamma, proton range differences);
+6. prints the metrics table and where the sCTs, figures, dose reports and training samples are.
 
 Everything goes under ``--out`` (default ``demo/``); the bundle folder is not written to.
 """
@@ -33,6 +35,7 @@ DEMO_DEFAULTS = {
     "split": ["--val_fraction", "0.2", "--test_fraction", "0.2"],  # `python -m custom datalist` split arguments
     "metrics": "SynthRAD protocols, inside the body mask",  # what the printed metrics are
     "outputs": "int16 HU, on the MR grid",  # what the predictions are
+    "dose": True,  # dose-eval on the test sCTs (volumes in HU only)
 }
 
 
@@ -77,6 +80,10 @@ def main() -> None:
     evaluate = ["--config", str(configs / "evaluate.json"), "--datalist", str(datalist), "--output", str(work / "eval")]
     run("-m", "custom", "infer", "--bundle", str(bundle), "--ckpt", str(model), *evaluate)
 
+    if demo["dose"]:
+        dose = ["--datalist", str(datalist), "--pred_dir", str(work / "eval"), "--split", "test", "--out", str(work / "dose")]
+        run("-m", "custom", "dose-eval", *dose)
+
     from custom.metrics import format_summary
 
     summary = json.loads((work / "eval" / "summary.json").read_text())
@@ -86,6 +93,8 @@ def main() -> None:
     print(f"per-case metrics:   {work / 'eval' / 'metrics.csv'}")
     print(f"summary:            {work / 'eval' / 'summary.json'}")
     print(f"figures:            {work / 'eval' / 'figures'}")
+    if demo["dose"]:
+        print(f"dose evaluation:    {work / 'dose'} (dose_eval.json; per case the doses, WEPL maps and figures)")
     print(f"training samples:   {work / 'runs' / 'samples'}")
     print(f"model:              {model} (+ {model.with_suffix('.json').name}: its network and settings)")
     print(f"TensorBoard logs:   {work / 'runs'}")

@@ -248,8 +248,9 @@ def test_metadata_validates_against_the_vendored_schema(bundle):
     assert (ROOT / "bundles" / bundle / "docs" / "data_license.txt").is_file()  # the zoo's layout
 
 
-# imported by `custom` only for tools outside the bundles' configs: the command line itself and DICOM conversion
-TOOL_ONLY_IMPORTS = {"fire", "itk"}
+# imported by `custom` only for tools outside the bundles' configs: the command line itself, DICOM conversion and the
+# dose engine of `dose-eval` (the optional extra `dose`)
+TOOL_ONLY_IMPORTS = {"fire", "itk", "pyRadPlan", "SimpleITK"}
 
 
 def _imports_of_custom() -> set[str]:
