@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -331,6 +332,24 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
     return wrapper
 
 
+class _ProgressLines(logging.Handler):
+    """Plain lines on whatever ``sys.stderr`` is when a record comes (not the stream of when it was made)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+def _progress_lines_to_stderr() -> None:
+    """The library's progress lines (``logger.info`` under ``custom``, e.g. a case done) as plain lines on stderr,
+    beside the command's results on stdout; once per process."""
+    log = logging.getLogger("custom")
+    if not any(isinstance(h, _ProgressLines) for h in log.handlers):
+        handler = _ProgressLines(logging.INFO)
+        handler.addFilter(lambda record: record.levelno < logging.WARNING)  # warnings keep their usual way out
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run one command; exits with its code (0 success, 1 check found problems, 2 bad input)."""
     import fire
@@ -345,5 +364,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     command = COMMANDS[argv[0]]
     command = _printed(command) if isinstance(command, str) else command
+    _progress_lines_to_stderr()
     stop_on_signals()  # Ctrl-C and SIGTERM: one line, no partial output
     fire.Fire(_clear_errors(command, debug), command=argv[1:], name=f"python -m custom {argv[0]}")

@@ -81,8 +81,8 @@ def main() -> None:
     run("-m", "custom", "infer", "--bundle", str(bundle), "--ckpt", str(model), *evaluate)
 
     if demo["dose"]:
-        dose = ["--datalist", str(datalist), "--pred_dir", str(work / "eval"), "--split", "test", "--out", str(work / "dose")]
-        run("-m", "custom", "dose-eval", *dose)
+        dose = ["--datalist", str(datalist), "--pred_dir", str(work / "eval"), "--split", "test"]
+        run("-m", "custom", "dose-eval", *dose, "--out", str(work / "dose"))
 
     from custom.metrics import format_summary
 

@@ -16,6 +16,9 @@ extra ``dose`` (``pip install -e '.[dose]'``); without it :func:`require_engine`
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -144,8 +147,10 @@ def plan_and_recompute(
     }
     plan.prop_opt = {"solver": "scipy"}
 
-    # pyRadPlan divides by zero outside the beams on purpose (and says so through numpy); its progress bars stay
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+    # pyRadPlan divides by zero outside the beams on purpose (and says so through numpy); its nested progress bars
+    # are one line on a terminal but hundreds of lines in a log file, so they only go to a terminal
+    progress = contextlib.nullcontext() if sys.stderr.isatty() else contextlib.redirect_stderr(io.StringIO())
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings(), progress:
         warnings.simplefilter("ignore", RuntimeWarning)
         fields = pyRadPlan.generate_stf(ct_image, structures, plan)
         influence_ct = pyRadPlan.calc_dose_influence(ct_image, structures, fields, plan)

@@ -13,6 +13,7 @@ centre of mass; without a mask the CT above -500 HU), prescribed ``--prescriptio
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = ["BEAM_SIDES", "beam_axis", "default_target", "dose_eval", "dose_figur
 #: the RAS axis and the direction of travel (+1 towards R / A / S) of a beam entering from each side
 BEAM_SIDES = {"L": (0, 1), "R": (0, -1), "P": (1, 1), "A": (1, -1), "I": (2, 1), "S": (2, -1)}
 DEFAULT_TARGET_RADIUS_MM = 15.0
+logger = logging.getLogger(__name__)
 BODY_HU = -500.0
 
 
@@ -218,6 +220,7 @@ def _case_report(
         angles = _photon_angles(settings["photon_fields"]) if modality == "photons" else _proton_angles(sides)
         doses = plan_and_recompute(ct_hu, sct_hu, affine, body, region, modality, angles, calibration,
                                    settings["prescription"], settings["dose_grid"])  # fmt: skip
+        logger.info("%s: %s plan on the CT, recomputed on the sCT in %.0f s", name, modality, doses.seconds)
         report[modality] = {
             "gantry_angles": doses.gantry_angles,
             "prescription_gy": settings["prescription"],
