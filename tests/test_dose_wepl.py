@@ -161,6 +161,7 @@ def test_dose_eval_command_reports_the_slab_on_the_beam_that_crosses_it(tmp_path
         ("modality", "--modality 'electrons'"),
         ("offgrid", "is not on the grid of the CT"),
         ("eight_bit", "do not look like Hounsfield units"),
+        ("eight_bit_sct", "not Hounsfield units (8-bit or normalised sCT?)"),
         ("empty_target", "target mask is empty"),
         ("beam", "beam 'X'"),
         ("missing", "file not found"),
@@ -182,6 +183,9 @@ def test_dose_eval_bad_inputs_stop_with_one_line(change, says, tmp_path, capsys)
     elif change == "eight_bit":
         grey = np.linspace(0, 255, 3600, dtype=np.float32).reshape(30, 20, 6)
         nib.save(nib.Nifti1Image(grey, np.eye(4)), files["ct"])
+    elif change == "eight_bit_sct":
+        grey = np.linspace(0, 255, 3600, dtype=np.float32).reshape(30, 20, 6)
+        nib.save(nib.Nifti1Image(grey, np.diag([-1.0, 2.0, 3.0, 1.0])), files["sct"])
     elif change == "empty_target":
         nib.save(nib.Nifti1Image(np.zeros((30, 20, 6), np.uint8), np.diag([-1.0, 2.0, 3.0, 1.0])), files["target"])
     elif change == "beam":

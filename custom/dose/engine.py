@@ -10,7 +10,9 @@ above half the prescription, weight 10). The sCT gets the CT's fluence unchanged
 Both images go through the same calibration (HU to relative electron density for photons, to stopping power for
 protons; :mod:`custom.dose.conversion`); pyRadPlan chooses the proton energies with its own default table.
 
-The dose is computed on a grid of ``grid_mm`` and interpolated linearly to the CT's grid. pyRadPlan is the optional
+The dose is computed on a grid of ``grid_mm`` and interpolated linearly to the CT's grid. The image is handed to
+pyRadPlan reoriented to its nearest patient axes (L, P, S; exact for axis-aligned grids): on an oblique grid the
+gantry angles are relative to those nearest axes. pyRadPlan is the optional
 extra ``dose`` (``pip install -e '.[dose]'``); without it :func:`require_engine` stops with that instruction.
 """
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from custom.data.check import intensity_problem
+from custom.data.check import HU_MIN_AT_MOST, intensity_problem
 from custom.dose.conversion import GENERIC_TABLE, DensityTable
 from custom.dose.wepl import range_difference, wepl_map
 from custom.errors import InputError
@@ -171,6 +171,9 @@ def _case_report(
     if problem is not None:
         raise InputError(f"{ct}: {problem}")
     sct_hu, _ = _read(sct, "sCT", ct_hu.shape, affine, ct)
+    if float(sct_hu.min()) > HU_MIN_AT_MOST:  # a bad sCT may lack bone, but an sCT in HU has air around the head
+        raise InputError(f"{sct}: sCT values in [{sct_hu.min():.4g}, {sct_hu.max():.4g}] have no air below "
+                         f"{HU_MIN_AT_MOST:g}: not Hounsfield units (8-bit or normalised sCT?)")  # fmt: skip
     body = (_read(mask, "body mask", ct_hu.shape, affine, ct)[0] > 0) if mask else ct_hu > BODY_HU
     if not body.any():
         raise InputError(f"{mask or ct}: the body mask is empty")
