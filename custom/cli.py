@@ -333,10 +333,13 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
 
 
 class _ProgressLines(logging.Handler):
-    """Plain lines on whatever ``sys.stderr`` is when a record comes (not the stream of when it was made)."""
+    """Plain lines on whatever ``sys.stderr`` is when a record comes (not the stream of when it was made), as
+    logging's own last resort does for warnings; nothing once logging is configured (e.g. by a bundle run inside the
+    command), whose handlers show the record."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record), file=sys.stderr, flush=True)
+        if not logging.getLogger().handlers:
+            print(self.format(record), file=sys.stderr, flush=True)
 
 
 def _progress_lines_to_stderr() -> None:

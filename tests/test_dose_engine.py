@@ -100,10 +100,13 @@ def _files(tmp_path, ct, sct, affine, body=None, target=None):
     return paths
 
 
-def test_an_sct_identical_to_the_ct_gives_no_dose_difference_and_full_gamma(tmp_path, capsys):
+def test_an_sct_identical_to_the_ct_gives_no_dose_difference_and_full_gamma(tmp_path, capsys, caplog):
     """Photons and protons through the command: zero dose differences, gamma 100 %, the dose files on the CT's grid
-    (an LPS-stored affine), the figures."""
+    (an LPS-stored affine), the figures, a progress line per modality."""
+    import logging
+
     pytest.importorskip("pyRadPlan")
+    caplog.set_level(logging.INFO, logger="custom")
     import nibabel as nib
     from PIL import Image
 
@@ -132,6 +135,8 @@ def test_an_sct_identical_to_the_ct_gives_no_dose_difference_and_full_gamma(tmp_
     assert report["photons"]["gantry_angles"] == [0.0, 120.0, 240.0]
     assert report["protons"]["gantry_angles"] == [90.0, 270.0]  # L, R
     assert "| photons | 0.00 | 0.00 | +0.00 | +0.00 | +0.00 | 100.0 | 100.0 |" in text
+    progress = [r.getMessage() for r in caplog.records if "recomputed on the sCT" in r.getMessage()]
+    assert len(progress) == 2 and progress[0].startswith("sct.nii.gz: photons plan on the CT")
 
 
 @pytest.mark.parametrize("storage", ["ras", "lps"])
