@@ -219,3 +219,15 @@ def test_without_the_dose_extra_the_command_names_it(tmp_path, capsys, monkeypat
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert exit_.value.code == 2 and len(errors) == 1 and "pip install -e '.[dose]'" in errors[0], err
     assert "--dose False" in errors[0]
+
+
+def test_a_prescription_or_dose_grid_that_is_not_positive_stops_before_any_case(tmp_path, capsys):
+    pytest.importorskip("pyRadPlan")
+    from custom.cli import main
+
+    missing = str(tmp_path / "not_read.nii.gz")  # never read: the settings are checked first
+    for option in ("--prescription", "--dose_grid"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["dose-eval", "--ct", missing, "--sct", missing, option, "0"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "both must be positive" in err and "Traceback" not in err, err

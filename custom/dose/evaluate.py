@@ -353,6 +353,8 @@ def dose_eval(
         raise InputError("--beams: give at least one side, e.g. L,R")
     if dose:
         require_engine()  # before any case is read: a missing extra is the first thing to say
+        if not (float(prescription) > 0 and float(dose_grid) > 0):
+            raise InputError(f"--prescription {prescription} and --dose_grid {dose_grid}: both must be positive")
         if "protons" in modalities:
             _proton_angles(sides)
         if "photons" in modalities:
