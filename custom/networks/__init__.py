@@ -1,8 +1,9 @@
 """Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net, CycleGAN's ResNet generator, a
 generator whose definition is plain data and its 2.5D form (neighbouring slices as channels); the preparation of a
-network for training (one process or several) and for fast inference; the choice of precision; ensembles and
-test-time flips with their spread."""
+network for training (one process or several; channels-last, with an instance norm that keeps that layout) and for
+fast inference; the choice of precision; ensembles and test-time flips with their spread."""
 
+from .channels_last_norm import ChannelsLastInstanceNorm
 from .distributed import for_training
 from .ensemble import COMBINE_RULES, Ensemble, flip_variants
 from .generator import Generator
@@ -15,6 +16,7 @@ from .slice_context import SliceContextGenerator
 
 __all__ = [
     "COMBINE_RULES",
+    "ChannelsLastInstanceNorm",
     "PRECISIONS",
     "PRECISION_CHOICES",
     "Ensemble",

@@ -1,0 +1,82 @@
+"""Instance normalisation that keeps channels-last tensors channels-last and bf16 tensors bf16.
+
+For each sample n and channel c (Ulyanov et al., Instance Normalization, 2016):
+
+    y[n, c] = (x[n, c] − mean(x[n, c])) / sqrt(var(x[n, c]) + eps) · γ_c + β_c      (biased variance)
+
+which is batch normalisation in training mode applied to one sample at a time. PyTorch's instance norm reshapes the
+input to (1, N·C, ...) and calls batch norm, which forces a channels-last tensor back to NCHW (a copy forward and
+one backward at every layer), and under CPU autocast it returns float32, so every following convolution casts its
+input back to bf16. This module calls batch norm on each sample's slice instead: the kernel runs natively in the
+channels-last layout, its statistics are accumulated in float32, and the output keeps the input's dtype. Same formula,
+same parameters (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to
+float rounding in fp32 and to one bf16 rounding of the output under bf16 autocast.
+
+Measured on the pix2pix_ngf training step (2-core AVX512-BF16/AMX CPU, batch 4 of 256², bf16): together with the
+channels-last layout the step takes about half the time of the plain NCHW step (``make bench ARGS=--training-only``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ChannelsLastInstanceNorm", "use_channels_last_instance_norm"]
+
+
+class ChannelsLastInstanceNorm(torch.nn.Module):
+    """Per-sample instance norm computed by batch norm on each sample (see the module docstring).
+
+    Args:
+        num_features: channels C.
+        eps: added to the variance.
+        affine: learn γ and β (``weight``, ``bias``), as ``torch.nn.InstanceNorm*d``.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = False) -> None:
+        super().__init__()
+        if int(num_features) < 1:
+            raise ValueError(f"ChannelsLastInstanceNorm: num_features must be >= 1, got {num_features}")
+        self.num_features, self.eps, self.affine = int(num_features), float(eps), bool(affine)
+        if self.affine:
+            self.weight = torch.nn.Parameter(torch.ones(self.num_features))
+            self.bias = torch.nn.Parameter(torch.zeros(self.num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    @classmethod
+    def from_instance_norm(cls, norm: torch.nn.modules.instancenorm._InstanceNorm) -> ChannelsLastInstanceNorm:
+        """The equal module, sharing ``norm``'s parameters. Instance norms with running statistics are not
+        per-sample at evaluation and cannot be replaced."""
+        if norm.track_running_stats:
+            raise ValueError("ChannelsLastInstanceNorm: an instance norm with running statistics is not per-sample")
+        new = cls(norm.num_features, eps=norm.eps, affine=norm.affine)
+        if norm.affine:
+            new.weight, new.bias = norm.weight, norm.bias
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"ChannelsLastInstanceNorm: expected (N, {self.num_features}, *spatial), got {tuple(x.shape)}"
+            )
+        # autocast off: it would run batch norm in float32 and return float32; the kernel already accumulates
+        # bf16 inputs in float32 and takes float32 weights
+        with torch.autocast(x.device.type, enabled=False):
+            samples = [F.batch_norm(s, None, None, self.weight, self.bias, True, 0.0, self.eps) for s in x.split(1)]
+        return torch.cat(samples) if len(samples) > 1 else samples[0]
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+
+
+def use_channels_last_instance_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace, in place, every per-sample instance norm under ``module`` by the equal
+    :class:`ChannelsLastInstanceNorm` (the parameters are shared, their names unchanged); returns ``module``."""
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.modules.instancenorm._InstanceNorm) and not child.track_running_stats:
+            setattr(module, name, ChannelsLastInstanceNorm.from_instance_norm(child))
+        else:
+            use_channels_last_instance_norm(child)
+    return module
