@@ -416,24 +416,33 @@ def machine_line() -> str:
     )
 
 
-# the reference steps of the training-only report: eager autocast in bf16, and eager fp32, nothing else
-PLAIN_STEPS = {"plain eager bf16": {"precision": "bf16"}, "plain eager fp32": {"precision": "fp32"}}
+# the plain step of the training-only report: eager NCHW, instance norm as PyTorch runs it, nothing else
+PLAIN = {"channels_last": False}
 
 
 def training_report(bundle: str, args: argparse.Namespace) -> None:
-    """``--training-only``: the plain eager bf16 and fp32 steps, the bundle's default step (``train.json``) and its
-    quick recipe's (``train_quick.json``, where it has one), each in a fresh process (so its peak memory is its own),
-    one after the other in one run; their ratios, updates per CPU-minute and the rate of the step's FLOPs beside the
-    machine's convolution peak. Emulated bf16 (a CPU without AVX512/AMX: tens of times slower) is skipped unless
-    ``--emulated-bf16``."""
+    """``--training-only``: for the bundle's default recipe (``train.json``) and its quick recipe (``+
+    train_quick.json``, where it has one), the plain eager step (NCHW, PyTorch's instance norm) and the bundle's step
+    (``channels_last``: see :func:`custom.networks.for_training`), in bf16 (where the CPU has it) and in fp32, and the
+    recipe as configured; each in a fresh process (so its peak memory is its own), one after the other in one run:
+    seconds and CPU seconds per iteration, updates per CPU-minute, the rate of the step's FLOPs beside the machine's
+    convolution peak, the first iteration and peak memory, and the ratio of the bundle's step to the plain one.
+    Emulated bf16 (a CPU without AVX512/AMX: tens of times slower) is skipped unless ``--emulated-bf16``."""
     configs = ROOT / "bundles" / bundle / "configs"
-    steps = dict(PLAIN_STEPS)
+    precisions = ["bf16", "fp32"]
     if not (native_bf16("cpu") or args.emulated_bf16):
-        del steps["plain eager bf16"]
-        print("plain eager bf16: skipped, bf16 is emulated on this CPU (--emulated-bf16 times it anyway)")
-    steps["bundle default"] = {}
+        precisions.remove("bf16")
+        print("bf16: skipped, bf16 is emulated on this CPU (--emulated-bf16 times it anyway)")
+    recipes = {"default": {}}
     if (configs / "train_quick.json").is_file():
-        steps["quick recipe"] = ConfigParser.load_config_file(str(configs / "train_quick.json"))
+        recipes["quick"] = ConfigParser.load_config_file(str(configs / "train_quick.json"))
+    steps = {}
+    for recipe, overrides in recipes.items():
+        for precision in precisions:
+            steps[f"{recipe}, plain eager {precision}"] = {**overrides, "precision": precision, **PLAIN}
+            fast = {**overrides, "precision": precision, "channels_last": True}
+            steps[f"{recipe}, channels-last step {precision}"] = fast
+        steps[f"{recipe}, as configured"] = overrides
     results = {}
     for name, overrides in steps.items():
         command = [sys.executable, __file__, "--bundle", bundle, "--iterations", str(args.iterations)]
@@ -441,22 +450,27 @@ def training_report(bundle: str, args: argparse.Namespace) -> None:
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         results[name] = json.loads(done.stdout.splitlines()[-1])
     peaks = {p: conv_peak(PRECISIONS[p]) for p in {r["precision"] for r in results.values()}}
-    first = next(iter(results.values()))
-    print(f"training step, batch {first['batch']} of {'x'.join(map(str, first['shape']))} (G + D, all losses):")
-    print("| step | precision | s per iteration | CPU s per iteration | updates per CPU-minute | GFLOP per iteration | "
-          "GFLOP/s / conv peak | first iteration s | peak RSS MB |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"training step (G + D, all losses), {machine_line()}:")
+    print("| recipe, step | batch, patch | precision | s per iteration | CPU s per iteration | updates per CPU-minute "
+          "| GFLOP per iteration | GFLOP/s / conv peak | first iteration s | peak RSS MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         rate = r["gflop"] / r["seconds"]
         print(
-            f"| {name} | {r['precision']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | "
-            f"{60 / r['cpu_seconds']:.1f} | {r['gflop']:.0f} | {rate:.0f} / {peaks[r['precision']]:.0f} "
-            f"({rate / peaks[r['precision']]:.0%}) | {r['first_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
+            f"| {name} | {r['batch']} x {'x'.join(map(str, r['shape']))} | {r['precision']} | {r['seconds']:.3f} | "
+            f"{r['cpu_seconds']:.3f} | {60 / r['cpu_seconds']:.1f} | {r['gflop']:.0f} | "
+            f"{rate:.0f} / {peaks[r['precision']]:.0f} ({rate / peaks[r['precision']]:.0%}) | "
+            f"{r['first_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
         )
-    for reference in (n for n in PLAIN_STEPS if n in results):
-        for name in (n for n in ("bundle default", "quick recipe") if n in results):
-            ratio = results[reference]["seconds"] / results[name]["seconds"]
-            print(f"{name} vs {reference}: {ratio:.2f}x the iterations per second", flush=True)
+    for recipe in recipes:
+        for precision in precisions:
+            plain = results[f"{recipe}, plain eager {precision}"]
+            ratio = plain["seconds"] / results[f"{recipe}, channels-last step {precision}"]["seconds"]
+            print(f"{recipe} recipe, {precision}: channels-last step {ratio:.2f}x the plain eager step's iterations/s")
+        if "bf16" in precisions:
+            ours, plain = results[f"{recipe}, as configured"], results[f"{recipe}, plain eager bf16"]
+            print(f"{recipe} recipe as configured ({ours['precision']}): {plain['seconds'] / ours['seconds']:.2f}x the "
+                  "plain eager bf16 step's iterations per second", flush=True)  # fmt: skip
 
 
 def main() -> None:
