@@ -173,3 +173,15 @@ def test_channels_last_must_be_a_switch():
         for_training(torch.nn.Conv2d(1, 1, 3), "cpu", channels_last="yes")
     module = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.InstanceNorm2d(2))
     assert isinstance(use_channels_last_instance_norm(module)[1], ChannelsLastInstanceNorm)
+
+
+def test_a_one_channel_input_enters_in_channels_last_strides():
+    """A one-channel image is NCHW- and channels-last-contiguous at once; PyTorch treats it as NCHW, so without the
+    bundle step's input hook the first convolution (and the skip connection taken from it) would come out NCHW."""
+    generator, _ = _pix2pix_pair()
+    fast = for_training(generator, "cpu", channels_last=True)
+    first_conv = next(m for m in fast.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = []
+    first_conv.register_forward_hook(lambda module, args, output: seen.append(output))
+    fast(torch.rand(2, 1, 32, 32))
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and seen[0].stride(1) == 1

@@ -8,7 +8,9 @@ Two exact changes make the training step faster on a CPU (``channels_last``, the
 
 - the channels-last memory layout (NHWC / NDHWC), in which oneDNN's convolutions run without reordering their inputs,
   with every per-sample instance norm computed by :class:`~custom.networks.channels_last_norm.ChannelsLastInstanceNorm`
-  (the same formula and parameters, without the copies back to NCHW and, under bf16 autocast, in bf16);
+  (the same formula and parameters, without the copies back to NCHW and, under bf16 autocast, in bf16), and the
+  inputs given channels-last strides (a one-channel image would otherwise pass as NCHW and make the first layer's
+  output, and the skip connection taken from it, NCHW);
 - MONAI's ``BasicUNet`` decoder pads the upsampled map with a replicate pad of zero width when its size already matches
   the skip connection's (a copy forward and backward at every level): the pad is skipped when nothing would be padded.
 
@@ -29,6 +31,21 @@ __all__ = ["for_training"]
 
 
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def _channels_last_inputs(_module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: 4D/5D tensor inputs in channels-last strides. A one-channel image is both NCHW- and
+    channels-last-contiguous, and PyTorch then treats it as NCHW, so the first convolution's output (and every skip
+    connection taken from it) would be NCHW and converted back at each later layer; a copy with explicit channels-last
+    strides (the same values, a single channel is cheap) avoids that."""
+    return tuple(_with_channels_last_strides(a) if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def _with_channels_last_strides(x: torch.Tensor) -> torch.Tensor:
+    layout = _CHANNELS_LAST.get(x.dim())
+    if layout is None or (x.is_contiguous(memory_format=layout) and x.stride(1) == 1):
+        return x
+    return torch.empty_like(x, memory_format=layout).copy_(x)
 
 
 def _pad_only_when_needed(module: UpCat, args: tuple) -> None:
@@ -54,6 +71,7 @@ def for_training(network: torch.nn.Module, device: torch.device | str, channels_
     network = network.to(device)
     if channels_last:
         use_channels_last_instance_norm(network)
+        network.register_forward_pre_hook(_channels_last_inputs)
         for parameter in network.parameters():
             layout = _CHANNELS_LAST.get(parameter.dim())
             if layout is not None:
