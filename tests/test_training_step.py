@@ -169,8 +169,11 @@ def _flat(output) -> list[torch.Tensor]:
 
 
 def test_channels_last_must_be_a_switch():
-    with pytest.raises(ValueError, match="channels_last must be true or false"):
+    with pytest.raises(ValueError, match="channels_last='yes': expected true or false"):
         for_training(torch.nn.Conv2d(1, 1, 3), "cpu", channels_last="yes")
+    # what a command line passes (--channels_last false) is understood
+    plain = for_training(torch.nn.Conv2d(2, 4, 3), "cpu", channels_last="false")
+    assert not plain.weight.is_contiguous(memory_format=torch.channels_last)
     module = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.InstanceNorm2d(2))
     assert isinstance(use_channels_last_instance_norm(module)[1], ChannelsLastInstanceNorm)
 

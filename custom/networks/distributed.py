@@ -16,8 +16,7 @@ Two exact changes make the training step faster on a CPU (``channels_last``, the
 
 Config use::
 
-    "generator": "$custom.networks.for_training(@network_def, @device,
-                  channels_last=custom.config_keys.flag(@channels_last, 'channels_last'))"
+    "generator": "$custom.networks.for_training(@network_def, @device, channels_last=@channels_last)"
 """
 
 from __future__ import annotations
@@ -26,12 +25,10 @@ import torch
 import torch.distributed as dist
 from monai.networks.nets.basic_unet import UpCat
 
-from custom.networks.channels_last_norm import use_channels_last_instance_norm
+from custom.config_keys import flag
+from custom.networks.channels_last_norm import CHANNELS_LAST, use_channels_last_instance_norm
 
 __all__ = ["for_training"]
-
-
-_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 def _channels_last_inputs(_module: torch.nn.Module, args: tuple) -> tuple:
@@ -43,7 +40,7 @@ def _channels_last_inputs(_module: torch.nn.Module, args: tuple) -> tuple:
 
 
 def _with_channels_last_strides(x: torch.Tensor) -> torch.Tensor:
-    layout = _CHANNELS_LAST.get(x.dim())
+    layout = CHANNELS_LAST.get(x.dim())
     if layout is None or (x.is_contiguous(memory_format=layout) and x.stride(1) == 1):
         return x
     return torch.empty_like(x, memory_format=layout).copy_(x)
@@ -57,15 +54,17 @@ def _pad_only_when_needed(module: UpCat, args: tuple) -> None:
         module.is_pad = any(e != 2 * s for e, s in zip(x_e.shape[2:], x.shape[2:]))
 
 
-def for_training(network: torch.nn.Module, device: torch.device | str, channels_last: bool = False) -> torch.nn.Module:
+def for_training(
+    network: torch.nn.Module, device: torch.device | str, channels_last: bool | str = False
+) -> torch.nn.Module:
     """``network`` moved to ``device``; with ``channels_last``, in that layout with channels-last instance norms (see
     the module docstring); wrapped in ``DistributedDataParallel`` (one device per process on GPUs) when
     ``torch.distributed`` is initialized (the config's ``initialize`` starts it before any network is built).
 
     The parameters keep their names, so checkpoints load into the plain ``network_def`` (layout is not part of a
-    checkpoint's values)."""
-    if not isinstance(channels_last, bool):
-        raise ValueError(f"for_training: channels_last must be true or false, got {channels_last!r}")
+    checkpoint's values). ``channels_last`` is a config switch: a bool, or ``"true"``/``"false"`` from a command line.
+    """
+    channels_last = flag(channels_last, "channels_last")
     for module in network.modules():
         if isinstance(module, UpCat) and module.is_pad:
             module.register_forward_pre_hook(_pad_only_when_needed)
@@ -74,7 +73,7 @@ def for_training(network: torch.nn.Module, device: torch.device | str, channels_
         use_channels_last_instance_norm(network)
         network.register_forward_pre_hook(_channels_last_inputs)
         for parameter in network.parameters():
-            layout = _CHANNELS_LAST.get(parameter.dim())
+            layout = CHANNELS_LAST.get(parameter.dim())
             if layout is not None:
                 parameter.data = parameter.data.contiguous(memory_format=layout)
     if not (dist.is_available() and dist.is_initialized()):

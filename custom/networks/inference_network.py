@@ -33,11 +33,11 @@ import copy
 
 import torch
 
+from custom.config_keys import flag
+from custom.networks.channels_last_norm import CHANNELS_LAST
 from custom.networks.precision import PRECISIONS, resolve_precision
 
 __all__ = ["prepare_for_inference"]
-
-_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 def _exact_group_norms(module: torch.nn.Module) -> None:
@@ -53,7 +53,7 @@ def _exact_group_norms(module: torch.nn.Module) -> None:
 
 
 def _format(x: torch.Tensor, dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
-    layout = _CHANNELS_LAST.get(x.dim()) if channels_last else None
+    layout = CHANNELS_LAST.get(x.dim()) if channels_last else None
     return x.to(dtype=dtype, memory_format=layout) if layout is not None else x.to(dtype=dtype)
 
 
@@ -61,7 +61,7 @@ def prepare_for_inference(
     network: torch.nn.Module,
     precision: str = "fp32",
     device: torch.device | str | None = None,
-    channels_last: bool = True,
+    channels_last: bool | str = True,
 ) -> torch.nn.Module:
     """A copy of ``network`` converted for inference (see the module docstring); ``network`` itself is unchanged.
 
@@ -69,13 +69,13 @@ def prepare_for_inference(
         network: the network; the copy has the same parameter names (its checkpoint is loaded into the copy).
         precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` (GPU only) or ``"auto"``.
         device: where the network runs (default: where it is).
-        channels_last: use the channels-last memory layout for 2D and 3D tensors.
+        channels_last: use the channels-last memory layout for 2D and 3D tensors (a bool, or "true"/"false" as a
+            command line passes it).
 
     Raises:
-        ValueError: an unknown precision, fp16 on a CPU, or a channels_last that is not a bool.
+        ValueError: an unknown precision, fp16 on a CPU, or a channels_last that is not a switch.
     """
-    if not isinstance(channels_last, bool):
-        raise ValueError(f"channels_last {channels_last!r}: expected True or False")
+    channels_last = flag(channels_last, "channels_last")
     network = copy.deepcopy(network).eval()
     if device is None:
         device = next(network.parameters()).device
@@ -87,7 +87,7 @@ def prepare_for_inference(
         raise ValueError("precision fp16 needs a GPU; use bf16 (or fp32) on a CPU")
     if channels_last:
         for p in network.parameters():
-            layout = _CHANNELS_LAST.get(p.dim())
+            layout = CHANNELS_LAST.get(p.dim())
             if layout is not None:
                 p.data = p.data.contiguous(memory_format=layout)
 
