@@ -38,19 +38,33 @@ def _with_affine_norms() -> torch.nn.Module:
     return net
 
 
+@pytest.mark.parametrize("size", [(64, 48), (37, 50)])  # even: the decoder's zero-width pads skipped; odd: padded
 @pytest.mark.parametrize("make", [_unet, _with_affine_norms])
-def test_prepared_network_is_the_same_function_with_the_same_weights(make):
+def test_prepared_network_is_the_same_function_with_the_same_weights(make, size):
     reference = make().eval()
     state = reference.state_dict()
     prepared = prepare_for_inference(make(), "fp32")
     prepared.load_state_dict(state, strict=True)  # the checkpoint loads as before: same names and shapes
     assert not any(isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) for m in prepared.modules())
     assert any(isinstance(m, torch.nn.GroupNorm) for m in prepared.modules())
-    x = torch.rand(3, 1, 64, 48) * 2 - 1
+    x = torch.rand(3, 1, *size) * 2 - 1
     with torch.inference_mode():
         expected, got = reference(x), prepared(x)
     assert got.dtype == torch.float32 and got.shape == expected.shape
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_prepared_network_takes_a_one_channel_input_in_channels_last_strides():
+    """A one-channel image counts as channels-last-contiguous in NCHW strides, and PyTorch then runs the first
+    convolution (and the skip connection taken from it) in NCHW; the prepared network gives it explicit strides."""
+    prepared = prepare_for_inference(_unet(), "bf16")
+    first_conv = next(m for m in prepared.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = []
+    first_conv.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    with torch.inference_mode():
+        prepared(torch.rand(2, 1, 32, 32))
+    assert seen[0].dtype == torch.bfloat16 and seen[0].stride(1) == 1
+    assert prepare_for_inference(_unet(), "fp32", channels_last=False)(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
 
 
 def test_prepared_3d_swin_network_matches():

@@ -23,10 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CHANNELS_LAST", "ChannelsLastInstanceNorm", "use_channels_last_instance_norm"]
-
-# the channels-last memory format of a tensor by its number of dimensions (2D and 3D images with batch and channel)
-CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+__all__ = ["ChannelsLastInstanceNorm", "use_channels_last_instance_norm"]
 
 
 class ChannelsLastInstanceNorm(torch.nn.Module):

@@ -12,7 +12,9 @@ What changes, and why each step is exact or bounded:
   channels-last, whereas instance norm runs as a reshaped batch norm and converts them back. Same formula, same
   parameters (``weight``/``bias`` of shape (C,) when affine); outputs agree to float rounding (~1e-6). Instance norms
   that use running statistics are left alone (they are not per-sample).
-- **Channels-last memory layout** (NHWC / NDHWC): oneDNN's CPU convolutions are 2–3x faster in it. Layout only.
+- **Channels-last memory layout** (NHWC / NDHWC) for weights and inputs, the inputs with explicit channels-last
+  strides (:mod:`custom.networks.layout`): oneDNN's CPU convolutions are 2–3x faster in it. Layout only.
+- **No zero-width pads** in MONAI's ``BasicUNet`` decoder (:func:`~custom.networks.layout.skip_zero_width_pads`).
 - **Precision** ``fp32`` (default), ``bf16`` (CPUs with AVX512-BF16/AMX and recent GPUs), ``fp16`` (GPUs only) or
   ``auto`` (bf16 where the hardware has it, see :mod:`custom.networks.precision`): the weights are cast and every
   input is cast to them; the output is returned as float32, so sliding-window blending
@@ -34,7 +36,7 @@ import copy
 import torch
 
 from custom.config_keys import flag
-from custom.networks.channels_last_norm import CHANNELS_LAST
+from custom.networks.layout import channels_last_parameters, skip_zero_width_pads, with_channels_last_strides
 from custom.networks.precision import PRECISIONS, resolve_precision
 
 __all__ = ["prepare_for_inference"]
@@ -53,8 +55,7 @@ def _exact_group_norms(module: torch.nn.Module) -> None:
 
 
 def _format(x: torch.Tensor, dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
-    layout = CHANNELS_LAST.get(x.dim()) if channels_last else None
-    return x.to(dtype=dtype, memory_format=layout) if layout is not None else x.to(dtype=dtype)
+    return with_channels_last_strides(x, dtype) if channels_last else x.to(dtype=dtype)
 
 
 def prepare_for_inference(
@@ -82,14 +83,12 @@ def prepare_for_inference(
     precision = resolve_precision(precision, device)
     dtype = PRECISIONS[precision]
     _exact_group_norms(network)
+    skip_zero_width_pads(network)
     network.to(device=device, dtype=dtype)
     if precision == "fp16" and next(network.parameters()).device.type == "cpu":
         raise ValueError("precision fp16 needs a GPU; use bf16 (or fp32) on a CPU")
     if channels_last:
-        for p in network.parameters():
-            layout = CHANNELS_LAST.get(p.dim())
-            if layout is not None:
-                p.data = p.data.contiguous(memory_format=layout)
+        channels_last_parameters(network)
 
     def cast_inputs(_module: torch.nn.Module, args: tuple) -> tuple:
         return tuple(_format(a, dtype, channels_last) if isinstance(a, torch.Tensor) else a for a in args)

@@ -1,0 +1,66 @@
+"""Exact changes of layout and of needless copies that both the training step (:func:`~custom.networks.for_training`)
+and the inference network (:func:`~custom.networks.prepare_for_inference`) make:
+
+- the channels-last memory formats (NHWC / NDHWC), in which oneDNN's CPU convolutions run without reordering;
+- inputs given *explicit* channels-last strides: a one-channel image is NCHW- and channels-last-contiguous at once, and
+  PyTorch then treats it as NCHW, so the first convolution's output (and every skip connection taken from it) would be
+  NCHW and converted back at each later layer;
+- MONAI's ``BasicUNet`` decoder (``UpCat``) pads the 2x-upsampled map with a replicate pad even when its width is zero
+  (the map already matches the skip connection): a copy forward and backward at every level, skipped here.
+
+None of them changes a value: layout is not arithmetic, and a zero-width pad is the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets.basic_unet import UpCat
+
+__all__ = ["CHANNELS_LAST", "channels_last_parameters", "skip_zero_width_pads", "with_channels_last_strides"]
+
+# the channels-last memory format of a tensor by its number of dimensions (2D and 3D images with batch and channel)
+CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def with_channels_last_strides(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x`` (cast to ``dtype`` if given) with channels-last strides if it is a 4D/5D tensor, in one copy at most.
+
+    ``x.contiguous(memory_format=torch.channels_last)`` is a no-op on a one-channel NCHW tensor (it already counts as
+    channels-last-contiguous), so the strides are set explicitly: stride 1 along the channels.
+    """
+    dtype = x.dtype if dtype is None else dtype
+    layout = CHANNELS_LAST.get(x.dim())
+    if layout is None:
+        return x.to(dtype=dtype)
+    if x.dtype == dtype and x.is_contiguous(memory_format=layout) and x.stride(1) == 1:
+        return x
+    return torch.empty_like(x, dtype=dtype, memory_format=layout).copy_(x)
+
+
+def channels_last_inputs(_module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: every 4D/5D tensor argument with channels-last strides (:func:`with_channels_last_strides`)."""
+    return tuple(with_channels_last_strides(a) if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def channels_last_parameters(network: torch.nn.Module) -> None:
+    """The 4D/5D parameters (convolution weights) of ``network`` in channels-last layout, in place."""
+    for parameter in network.parameters():
+        layout = CHANNELS_LAST.get(parameter.dim())
+        if layout is not None:
+            parameter.data = parameter.data.contiguous(memory_format=layout)
+
+
+def _pad_only_when_needed(module: UpCat, args: tuple) -> None:
+    """Forward pre-hook of a ``UpCat``: MONAI's replicate pad only where the 2x-upsampled map is smaller than the skip
+    connection (odd sizes); otherwise its zero-width pad is a copy. If in doubt (any other size), MONAI's own check."""
+    x, x_e = args[0], args[1] if len(args) > 1 else None
+    if isinstance(x_e, torch.Tensor):
+        module.is_pad = any(e != 2 * s for e, s in zip(x_e.shape[2:], x.shape[2:]))
+
+
+def skip_zero_width_pads(network: torch.nn.Module) -> None:
+    """Hook every padding ``UpCat`` of ``network`` (MONAI's ``BasicUNet`` decoder) so that it pads only when the
+    upsampled map is smaller than its skip connection; its output is the same."""
+    for module in network.modules():
+        if isinstance(module, UpCat) and module.is_pad:
+            module.register_forward_pre_hook(_pad_only_when_needed)
