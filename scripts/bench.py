@@ -5,8 +5,9 @@ Prints the CPU's vector ISA and bf16 support, then, side by side for fp32 and bf
 - the network alone: seconds per 3D MR volume (``--shape``, default 256 x 256 x 180) through the bundle's inferer, with
   the network as inference prepares it (bundles whose 2D network runs on whole slices, e.g. mask2ct_lung: per 2D
   input of the first two sizes); its FLOPs; the machine's measured 3x3-convolution peak; the time the FLOPs would take
-  at that peak and its ratio to the measured time; for bundles that crop to the body mask (``CropToMaskInferer``),
-  also on the procedural head's mask box, as inference runs a case that has a mask;
+  at that peak and its ratio to the measured time; the plain eager network (``network_def`` cast to the precision,
+  NCHW, PyTorch's instance norm) and the prepared network's time against it in bf16; for bundles that crop to the
+  body mask (``CropToMaskInferer``), also on the procedural head's mask box, as inference runs a case that has a mask;
 - end to end (``python -m custom infer`` in a fresh process, imports and I/O included): one volume, and a folder of
   ``--folder`` volumes per volume, with peak memory; on procedural heads made once under ``--work``;
 - the cost of ensembles and test-time flips: each added member and flip against one model (``--ensemble-shape``);
@@ -92,14 +93,24 @@ def bench_network(
     repeats: int,
     overrides: dict | None = None,
     mask: torch.Tensor | None = None,
+    plain: bool = False,
 ):
     """Seconds per volume (best of ``repeats``) of the bundle's inferer and network (as inference prepares it, random
     weights), and the network's FLOPs per volume: torch's count for one window times the windows the inferer ran.
-    ``mask`` (1, 1, *shape): a body mask handed to the inferer, as inference does for a case with one."""
+    ``mask`` (1, 1, *shape): a body mask handed to the inferer, as inference does for a case with one. ``plain``: the
+    plain eager network instead (``network_def`` in eval mode cast to the precision, NCHW, PyTorch's instance norm)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     parser = _parsed(configs, {**(overrides or {}), "precision": precision, "device": "$torch.device('cpu')"})
-    network = parser.get_parsed_content("network")
+    if plain:
+        dtype = PRECISIONS[precision]
+        eager = parser.get_parsed_content("network_def").eval().to(dtype)
+
+        def network(x: torch.Tensor) -> torch.Tensor:
+            return eager(x.to(dtype)).float()
+
+    else:
+        network = parser.get_parsed_content("network")
     # one model, as the bundle runs it (the config's "inferer" wraps it for ensembles and test-time flips)
     inferer = parser.get_parsed_content("model_inferer" if "model_inferer" in parser else "inferer")
     whole_slices = not isinstance(inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
@@ -263,6 +274,8 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
         print("bf16: skipped, it is emulated on this CPU (--emulated-bf16 times it anyway)")
     peaks = {p: conv_peak(PRECISIONS[p]) for p in precisions}
     rows: dict[str, dict[str, str]] = {p: {} for p in precisions}
+    eager: dict[str, float] = {}
+    network_seconds: dict[str, float] = {}
     flops = 0.0
     for p in precisions:
         seconds, flops, shape, inferer = bench_network(configs, tuple(args.shape), p, args.repeats)
@@ -271,6 +284,11 @@ def inference_report(bundle: str, configs: Path, args: argparse.Namespace) -> No
         rows[p]["conv peak, GFLOP/s (measured)"] = f"{peaks[p]:.0f}"
         rows[p]["limit at conv peak, s"] = f"{limit:.2f}"
         rows[p]["ratio limit / network"] = f"{limit / seconds:.0%}"
+        eager[p] = bench_network(configs, tuple(args.shape), p, args.repeats, plain=True)[0]
+        rows[p]["plain eager network (NCHW, instance norm), s per volume"] = f"{eager[p]:.2f}"
+        network_seconds[p] = seconds
+    for p in precisions:  # against the plain eager network in bf16 (fp32 where bf16 is not timed), in this run
+        rows[p]["network / plain eager bf16 network"] = f"{network_seconds[p] / eager.get('bf16', eager[p]):.2f}"
     windows = getattr(inferer, "inferer", inferer)  # the sliding window inside a CropToMaskInferer
     print(
         f"network: {flops / 1e12:.2f} TFLOP per volume {shape}; inferer {type(inferer).__name__} "
@@ -419,14 +437,32 @@ def machine_line() -> str:
     )
 
 
-# the plain step of the training-only report: eager NCHW, instance norm as PyTorch runs it, nothing else
+# the plain step of the training-only report: eager NCHW, instance norm as PyTorch runs it, MONAI's losses as they are
 PLAIN = {"channels_last": False}
+# our exact, cheaper forms of MONAI losses, and the MONAI loss each replaces (same arguments)
+PLAIN_LOSSES = {"custom.losses.SeparableSSIMLoss": "monai.losses.SSIMLoss"}
+
+
+def plain_overrides(configs: Path) -> dict:
+    """:data:`PLAIN`, and every generator loss of the bundle's ``train.json`` that is one of our cheaper exact forms
+    given back as the MONAI loss it replaces."""
+    from custom.bundles import flat_config
+
+    overrides = dict(PLAIN)
+    losses = ConfigParser(flat_config(configs / "train.json")).get("generator_losses")
+    for name, term in (losses if isinstance(losses, dict) else {}).items():
+        loss = term.get("loss") if isinstance(term, dict) else None
+        for ours, monai in PLAIN_LOSSES.items():
+            if isinstance(loss, str) and ours in loss:
+                overrides[f"generator_losses#{name}#loss"] = loss.replace(ours, monai)
+    return overrides
 
 
 def training_report(bundle: str, args: argparse.Namespace) -> None:
     """``--training-only``: for the bundle's default recipe (``train.json``) and its quick recipe (``+
-    train_quick.json``, where it has one), the plain eager step (NCHW, PyTorch's instance norm) and the bundle's step
-    (``channels_last``: see :func:`custom.networks.for_training`), in bf16 (where the CPU has it) and in fp32, and the
+    train_quick.json``, where it has one), the plain eager step (NCHW, PyTorch's instance norm, MONAI's SSIM loss) and
+    the bundle's step (``channels_last``: see :func:`custom.networks.for_training`; its SSIM loss with a separable
+    window, :class:`custom.losses.SeparableSSIMLoss`), in bf16 (where the CPU has it) and in fp32, and the
     recipe as configured; each in a fresh process (so its peak memory is its own), one after the other in one run:
     seconds and CPU seconds per iteration, updates per CPU-minute, the rate of the step's FLOPs beside the machine's
     convolution peak, the first iteration and peak memory, and the ratio of the bundle's step to the plain one.
@@ -440,9 +476,10 @@ def training_report(bundle: str, args: argparse.Namespace) -> None:
     if (configs / "train_quick.json").is_file():
         recipes["quick"] = ConfigParser.load_config_file(str(configs / "train_quick.json"))
     steps = {}
+    plain = plain_overrides(configs)
     for recipe, overrides in recipes.items():
         for precision in precisions:
-            steps[f"{recipe}, plain eager {precision}"] = {**overrides, "precision": precision, **PLAIN}
+            steps[f"{recipe}, plain eager {precision}"] = {**overrides, "precision": precision, **plain}
             fast = {**overrides, "precision": precision, "channels_last": True}
             steps[f"{recipe}, channels-last step {precision}"] = fast
         steps[f"{recipe}, as configured"] = overrides

@@ -433,7 +433,8 @@ def test_png2d_variant_trains_and_infers_png(png_datalist, tmp_path):
 
 
 def test_quick_recipe_trains_resnet_generators_on_crops_and_infers_whole_slices(png_datalist, tmp_path):
-    """``train_quick.json``: ResNet generators (no skip connections), no CC term, precision ``auto``; training crops of
+    """``train_quick.json``: ResNet generators (no skip connections), no CC term (precision ``auto``, as in
+    ``train.json``); training crops of
     ``train_patch_size`` (whole slices by default, crops here) with validation and inference on whole slices
     (``patch_size``); the model record names the backbone."""
     from PIL import Image
@@ -441,7 +442,8 @@ def test_quick_recipe_trains_resnet_generators_on_crops_and_infers_whole_slices(
     from custom.inference import run_bundle_inference
 
     quick = json.loads((BUNDLE / "configs" / "train_quick.json").read_text())
-    assert quick["precision"] == "auto" and quick["network_def"]["backbone"] == "custom.networks.ResNetGenerator"
+    train = json.loads((BUNDLE / "configs" / "train.json").read_text())
+    assert train["precision"] == "auto" and quick["network_def"]["backbone"] == "custom.networks.ResNetGenerator"
     assert quick["lambda_cc"] == 0 and "train_patch_size" not in quick  # whole slices: the instance norms see them
     network_def = {**quick["network_def"], "channels": 4, "num_blocks": 1}
     work = tmp_path / "work"

@@ -1,5 +1,6 @@
 """Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint, density-weighted L1,
-thresholded soft Dice), the adversarial wrappers and the generator loss recipe."""
+thresholded soft Dice), MONAI's SSIM loss with a separable window, the adversarial wrappers and the generator loss
+recipe."""
 
 from .adversarial import DiscriminatorAdversarialLoss, GeneratorAdversarialLoss, discriminator_logits
 from .correlation import CorrelationCoefficientLoss, correlation_coefficient
@@ -7,6 +8,7 @@ from .feature_matching import feature_matching_loss
 from .loss_recipe import LossRecipe, LossTerm, masked_mean
 from .ngf import NGFLoss
 from .shape import ShapeConstraintLoss, fill_from_four_sides
+from .ssim import SeparableSSIMLoss
 from .threshold_dice import ThresholdDiceLoss
 from .weighted_l1 import DensityWeightedL1Loss
 
@@ -17,6 +19,7 @@ __all__ = [
     "LossRecipe",
     "LossTerm",
     "NGFLoss",
+    "SeparableSSIMLoss",
     "ThresholdDiceLoss",
     "discriminator_logits",
     "feature_matching_loss",
