@@ -4,7 +4,7 @@ gradients. So one training config serves one process and many; checkpoints store
 (:func:`custom.handlers.checkpoint.unwrap`).
 
 Exact changes make the training step faster on a CPU (``channels_last``, the 2D bundles' default; measured in
-``make bench ARGS=--training-only``, 1.6-1.9x the plain eager bf16 step there): the channels-last memory layout
+``make bench ARGS=--training-only``, about 1.3-2.0x the plain eager bf16 step there): the channels-last memory layout
 (NHWC / NDHWC) for parameters and inputs (:mod:`custom.networks.layout`), with every per-sample instance norm computed
 by :class:`~custom.networks.channels_last_norm.ChannelsLastInstanceNorm` (the same formula and parameters, without
 the copies back to NCHW and, under bf16 autocast, in bf16); and, always, MONAI's ``BasicUNet`` decoder without its
