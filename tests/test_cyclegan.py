@@ -18,7 +18,7 @@ from monai.losses import PatchAdversarialLoss
 from torch.utils.data import DataLoader
 
 from custom.data.unpaired import UnpairedDataset, UnpairedSampler, paired_items, unpaired_items
-from custom.engines import CycleGanTrainer, ImagePool
+from custom.engines import CycleGanTrainer, DiffAugment, ImagePool
 from custom.errors import InputError
 from custom.losses import (
     CorrelationCoefficientLoss,
@@ -345,6 +345,43 @@ def test_identity_mappings_are_skipped_at_weight_zero():
     trainer.run()
     assert trainer.state.metrics["loss_idt_ct"] == 0.0
     assert len(calls) == 2 * 2  # fake_ct and rec_ct per iteration, no idt_ct
+
+
+def test_every_image_a_discriminator_sees_goes_through_the_augmentation():
+    seen = []
+
+    def augment(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.requires_grad)
+        return x.flip(-1)
+
+    trainer = cycle_trainer(cycle_recipe(idt=0.0), pool_size=0, discriminator_augment=augment)
+    trainer.run()
+    # per iteration: D_ct(fake_ct), D_mr(fake_mr) in the G step, then real and pooled fake for each D in the D step
+    assert len(seen) == 2 * 6
+    assert seen[:2] == [True, True]  # the generator step's synthetic images carry gradients to the generators
+    plain = cycle_trainer(cycle_recipe(idt=0.0), pool_size=0)
+    plain.run()
+    assert trainer.state.metrics["loss_d"] != plain.state.metrics["loss_d"]
+
+
+def test_diff_augment_shifts_and_cuts_with_the_background_and_passes_gradients():
+    torch.manual_seed(0)
+    x = (torch.rand(4, 1, 32, 24) * 0.5 + 0.25).requires_grad_()
+    shifted = DiffAugment(["translation"], translation=0.25, fill=-1.0)(x)
+    for i in range(4):  # a shifted copy: the kept pixels equal a window of the input, the rest is fill
+        kept = shifted[i, 0][shifted[i, 0] != -1]
+        assert kept.numel() > 0 and torch.isin(kept.detach(), x[i, 0].detach()).all()
+    cut = DiffAugment(["cutout"], cutout=0.5, fill=-1.0)(x)
+    assert ((cut == -1).flatten(1).sum(1) == 16 * 12).all()  # one box of half of each side per image
+    (shifted.sum() + cut.sum()).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    volume = torch.rand(2, 1, 16, 16, 8)
+    assert DiffAugment()(volume).shape == volume.shape
+    assert torch.equal(DiffAugment().eval()(volume), volume)
+    with pytest.raises(ValueError, match="unknown policy"):
+        DiffAugment(["colour"])
+    with pytest.raises(ValueError, match="must be in"):
+        DiffAugment(translation=1.5)
 
 
 # ------------------------------------------------------------------------------------------------- the bundle

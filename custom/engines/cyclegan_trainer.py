@@ -10,11 +10,13 @@ unconditional discriminators and P_ct, P_mr image pools (``custom.engines.ImageP
     fake_ct = G_ct(x), fake_mr = G_mr(y), rec_mr = G_mr(fake_ct), rec_ct = G_ct(fake_mr)
     idt_ct = G_ct(y), idt_mr = G_mr(x)                   (only when a term of non-zero weight reads them)
     G step (D_ct, D_mr frozen):  L_G = sum_k w_k · term_k(namespace)          (custom.losses.LossRecipe)
-    D step:  L_D = d_loss(D_ct(y), D_ct(P_ct(fake_ct))) + d_loss(D_mr(x), D_mr(P_mr(fake_mr)))
+    D step:  L_D = d_loss(D_ct(T(y)), D_ct(T(P_ct(fake_ct)))) + d_loss(D_mr(T(x)), D_mr(T(P_mr(fake_mr))))
+
+with T the optional ``discriminator_augment`` (identity by default; ``custom.engines.DiffAugment``).
 
 The generator terms read the namespace ``real_mr`` (x), ``real_ct`` (y), ``fake_ct``, ``fake_mr``, ``rec_mr``,
 ``rec_ct``, ``idt_ct``, ``idt_mr``, ``mr_mask`` (the MR's body mask, also ``mask``), ``ct_mask`` (the CT's, or None),
-``d_ct_fake`` = D_ct(fake_ct) and ``d_mr_fake`` = D_mr(fake_mr) (with gradients to the generators). The issue's loss
+``d_ct_fake`` = D_ct(T(fake_ct)) and ``d_mr_fake`` = D_mr(T(fake_mr)) (with gradients to the generators). The issue's loss
 
     GAN_CT + GAN_MR + λ_cyc (cyc_MR + cyc_CT) + λ_idt λ_cyc (idt_CT + idt_MR) + λ_cc (CC(fake_ct, x) + CC(fake_mr, y))
     + λ_shape shape(fake_ct, mr_mask)
@@ -64,6 +66,8 @@ class CycleGanTrainer(GanTrainer):
         d_loss: ``d_loss(d_real, d_fake)``, e.g. ``custom.losses.DiscriminatorAdversarialLoss(adversarial_loss)``.
         g_losses: the generator loss recipe (see the module docstring and ``custom.losses.LossRecipe``).
         pool_size: images in each discriminator's history pool (0: none).
+        discriminator_augment: applied to every image a discriminator sees, real and synthetic, in both steps (e.g.
+            ``custom.engines.DiffAugment``: data-efficient GAN training); None: none.
         image_key, label_key, mask_key, ct_mask_key: batch keys.
         engine_kwargs: ``epoch_length``, ``non_blocking``, ``train_handlers``, ``amp``, ``optim_set_to_none``,
             ``precision`` of ``custom.engines.GanTrainer``.
@@ -83,6 +87,7 @@ class CycleGanTrainer(GanTrainer):
         d_loss: Callable,
         g_losses: LossRecipe | Mapping[str, LossTerm | Mapping[str, Any]],
         pool_size: int = 50,
+        discriminator_augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         image_key: str = Keys.IMAGE,
         label_key: str = Keys.LABEL,
         mask_key: str = "mask",
@@ -94,6 +99,7 @@ class CycleGanTrainer(GanTrainer):
         self.discriminator_ct, self.discriminator_mr = discriminator_ct, discriminator_mr
         self.pool_ct, self.pool_mr = ImagePool(pool_size), ImagePool(pool_size)
         self.d_loss = d_loss
+        self.augment = discriminator_augment if discriminator_augment is not None else torch.nn.Identity()
         self.keys = {"real_mr": image_key, "real_ct": label_key, "mr_mask": mask_key, "ct_mask": ct_mask_key}
         super().__init__(
             device=device,
@@ -136,6 +142,7 @@ class CycleGanTrainer(GanTrainer):
         ns["mask"] = ns["mr_mask"]
         g_ct, g_mr = engine.generator_ct, engine.generator_mr
         d_ct, d_mr = engine.discriminator_ct, engine.discriminator_mr
+        aug = engine.augment
         for network in (g_ct, g_mr, d_ct, d_mr):
             network.train()
         with engine.autocast():
@@ -149,15 +156,15 @@ class CycleGanTrainer(GanTrainer):
         # Generators: the recipe's terms, both discriminators frozen.
         with engine.frozen(d_ct, d_mr):
             with engine.autocast():
-                ns["d_ct_fake"], ns["d_mr_fake"] = d_ct(ns["fake_ct"]), d_mr(ns["fake_mr"])
+                ns["d_ct_fake"], ns["d_mr_fake"] = d_ct(aug(ns["fake_ct"])), d_mr(aug(ns["fake_mr"]))
                 loss_g, terms = engine.g_losses(ns)
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
             engine.update("g", loss_g, after_backward=True)
 
         # Discriminators: real towards "real", pooled synthetic images towards "fake".
         with engine.autocast():
-            loss_d_ct = engine.d_loss(d_ct(ns["real_ct"]), d_ct(engine.pool_ct.query(ns["fake_ct"])))
-            loss_d_mr = engine.d_loss(d_mr(ns["real_mr"]), d_mr(engine.pool_mr.query(ns["fake_mr"])))
+            loss_d_ct = engine.d_loss(d_ct(aug(ns["real_ct"])), d_ct(aug(engine.pool_ct.query(ns["fake_ct"]))))
+            loss_d_mr = engine.d_loss(d_mr(aug(ns["real_mr"])), d_mr(aug(engine.pool_mr.query(ns["fake_mr"]))))
         engine.update("d", loss_d_ct + loss_d_mr)
 
         output: dict[str, Any] = {
