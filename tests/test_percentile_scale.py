@@ -51,7 +51,11 @@ def test_dictionary_version_and_metadata() -> None:
 @pytest.mark.parametrize("clip", [True, False])
 def test_scale_range_equals_monai_bitwise(clip: bool) -> None:
     for image in _images():
-        for a_min, a_max, b_min, b_max in ((-1.0, 1.0, -1024.0, 3071.0), (0.0, 255.0, -1.0, 1.0), (-1.0, 1.0, 0.0, 255.0)):
+        for a_min, a_max, b_min, b_max in (
+            (-1.0, 1.0, -1024.0, 3071.0),
+            (0.0, 255.0, -1.0, 1.0),
+            (-1.0, 1.0, 0.0, 255.0),
+        ):
             args = dict(keys="x", a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip)
             expected, got = ScaleIntensityRanged(**args)({"x": image})["x"], ScaleRanged(**args)({"x": image})["x"]
             assert got.dtype == expected.dtype and type(got) is type(expected)

@@ -2,8 +2,8 @@
 
 from custom.transforms.background import FillOutsideMaskd
 from custom.transforms.body_mask import BodyMaskd, body_mask
-from custom.transforms.percentile_scale import ScalePercentiles, ScalePercentilesd, ScaleRanged, scale_range
 from custom.transforms.case_name import CaseToMetad
+from custom.transforms.percentile_scale import ScalePercentiles, ScalePercentilesd, ScaleRanged, scale_range
 from custom.transforms.uncertainty import SplitUncertaintyd
 
 __all__ = [

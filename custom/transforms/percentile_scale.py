@@ -1,4 +1,4 @@
-"""MONAI's ``ScaleIntensityRangePercentiles`` (absolute, not channel-wise), the same values in about a third of the time.
+"""MONAI's ``ScaleIntensityRangePercentiles`` (absolute, not channel-wise): the same values in a third of the time.
 
 For an image x and percentiles p_lo, p_hi (in %):
 
@@ -65,7 +65,12 @@ class ScalePercentiles(Transform):
 
 
 def scale_range(
-    image: torch.Tensor, a_min: float | torch.Tensor, a_max: float | torch.Tensor, b_min: float, b_max: float, clip: bool
+    image: torch.Tensor,
+    a_min: float | torch.Tensor,
+    a_max: float | torch.Tensor,
+    b_min: float,
+    b_max: float,
+    clip: bool,
 ) -> torch.Tensor:
     """MONAI's ``ScaleIntensityRange`` on a plain tensor, ``clip((x - a_min) / (a_max - a_min) * (b_max - b_min) +
     b_min)``, as one new tensor scaled in place in MONAI's order of operations (the same values, to the bit); a
