@@ -16,7 +16,8 @@ with T the optional ``discriminator_augment`` (identity by default; ``custom.eng
 
 The generator terms read the namespace ``real_mr`` (x), ``real_ct`` (y), ``fake_ct``, ``fake_mr``, ``rec_mr``,
 ``rec_ct``, ``idt_ct``, ``idt_mr``, ``mr_mask`` (the MR's body mask, also ``mask``), ``ct_mask`` (the CT's, or None),
-``d_ct_fake`` = D_ct(T(fake_ct)) and ``d_mr_fake`` = D_mr(T(fake_mr)) (with gradients to the generators). The issue's loss
+``d_ct_fake`` = D_ct(T(fake_ct)) and ``d_mr_fake`` = D_mr(T(fake_mr)) (with gradients to the generators). The
+issue's loss
 
     GAN_CT + GAN_MR + λ_cyc (cyc_MR + cyc_CT) + λ_idt λ_cyc (idt_CT + idt_MR) + λ_cc (CC(fake_ct, x) + CC(fake_mr, y))
     + λ_shape shape(fake_ct, mr_mask)
