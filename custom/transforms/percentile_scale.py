@@ -52,16 +52,22 @@ class ScalePercentiles(Transform):
         self.clip = clip
 
     def __call__(self, img: Any) -> torch.Tensor:
-        image = convert_to_tensor(img, track_meta=get_track_meta())
-        if not torch.is_floating_point(image):
-            image = image.float()
-        plain = image.as_tensor() if isinstance(image, MetaTensor) else image
+        image, plain = _float_tensor(img)
         if plain.numel() > 1_000_000:  # MONAI's threshold for numpy's percentile (pytorch#64947)
             values = np.percentile(plain.detach().cpu().numpy(), [self.lower, self.upper])
             a_min, a_max = (torch.as_tensor(v, dtype=plain.dtype) for v in values)
         else:
             a_min, a_max = percentile(plain, [self.lower, self.upper])
         return convert_to_dst_type(scale_range(plain, a_min, a_max, self.b_min, self.b_max, self.clip), dst=image)[0]
+
+
+def _float_tensor(img: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``img`` as a floating-point tensor (a MetaTensor when MONAI tracks metadata, as MONAI's transforms return) and
+    the plain tensor under it, which the arithmetic runs on."""
+    image = convert_to_tensor(img, track_meta=get_track_meta())
+    if not torch.is_floating_point(image):
+        image = image.float()
+    return image, image.as_tensor() if isinstance(image, MetaTensor) else image
 
 
 def scale_range(
@@ -104,10 +110,7 @@ class ScaleRanged(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            image = convert_to_tensor(d[key], track_meta=get_track_meta())
-            if not torch.is_floating_point(image):
-                image = image.float()
-            plain = image.as_tensor() if isinstance(image, MetaTensor) else image
+            image, plain = _float_tensor(d[key])
             scaled = scale_range(plain, self.a_min, self.a_max, self.b_min, self.b_max, self.clip)
             d[key] = convert_to_dst_type(scaled, dst=image)[0]
         return d
