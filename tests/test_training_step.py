@@ -188,3 +188,76 @@ def test_a_one_channel_input_enters_in_channels_last_strides():
     first_conv.register_forward_hook(lambda module, args, output: seen.append(output))
     fast(torch.rand(2, 1, 32, 32))
     assert seen[0].is_contiguous(memory_format=torch.channels_last) and seen[0].stride(1) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_bit(dtype, affine, dims):
+    """The norm's forward and backward write each sample into one tensor instead of concatenating per-sample results;
+    the values are the concatenation's exactly (the same kernels, called the same way)."""
+    torch.manual_seed(0)
+    norm = ChannelsLastInstanceNorm(5, affine=affine)
+    if affine:
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    shape = (3, 5, 12, 10) if dims == 2 else (3, 5, 6, 8, 4)
+    layout = torch.channels_last if dims == 2 else torch.channels_last_3d
+    x = (torch.randn(shape) * 2 + 1).to(dtype).contiguous(memory_format=layout)
+    weights = torch.randn(shape).to(dtype).contiguous(memory_format=layout)  # as a convolution's gradient
+    x_ours, x_cat = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours = norm(x_ours)
+    (ours * weights).sum().backward()
+    ours_params = [p.grad.clone() for p in norm.parameters()]
+    norm.zero_grad(set_to_none=True)
+    cat = torch.cat(
+        [
+            torch.nn.functional.batch_norm(s, None, None, norm.weight, norm.bias, True, 0.0, norm.eps)
+            for s in x_cat.split(1)
+        ]
+    )
+    (cat * weights).sum().backward()
+    assert ours.dtype == dtype and ours.is_contiguous(memory_format=layout)
+    assert torch.equal(ours, cat)
+    assert torch.equal(x_ours.grad, x_cat.grad)
+    for a, b in zip(ours_params, [p.grad for p in norm.parameters()]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)  # summed over samples in another order
+
+
+def test_upsampling_gets_its_gradient_channels_last_and_the_same_values():
+    """In a U-Net decoder the gradient of the upsampled map is a slice of the concatenation's gradient; the training
+    network hands it on channels-last (PyTorch's bilinear backward would otherwise run its NCHW kernel)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    layouts = []
+
+    class UpsampleBackwardGradients(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.upsample_bilinear2d_backward.default:
+                layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+            return func(*args, **(kwargs or {}))
+
+    generator, _ = _pix2pix_pair()
+    plain = copy.deepcopy(generator).double()
+    fast = for_training(generator, "cpu", channels_last=True).double()
+    x = torch.rand(2, 1, 32, 32, dtype=torch.float64)
+    weights = torch.randn(2, 1, 32, 32, dtype=torch.float64)
+    with UpsampleBackwardGradients():
+        (plain(x) * weights).sum().backward()
+    assert layouts == [False] * 4  # the plain network: NCHW (here, slices of the concatenation's gradient)
+    layouts.clear()
+    with UpsampleBackwardGradients():
+        (fast(x) * weights).sum().backward()
+    assert layouts == [True] * 4
+    assert _relative(_gradient_vector(fast), _gradient_vector(plain)) < 1e-9
+
+
+@pytest.mark.parametrize("bundle", ["pix2pix_ngf", "cyclegan_cc", "swin_pix2pix_3d", "mask2ct_lung"])
+def test_the_optimizers_are_fused_on_a_cpu(bundle):
+    """PyTorch's fused Adam/AdamW (one kernel for all parameters, CPU and CUDA): the same update to float rounding;
+    ``--gan#g_optimizer#fused false`` gives the per-parameter loop."""
+    parser = ConfigParser(flat_config(ROOT / "bundles" / bundle / "configs" / "train.json"))
+    parser["device"] = "$torch.device('cpu')"
+    for name in ("g_optimizer", "d_optimizer"):
+        assert parser.get_parsed_content(f"gan#{name}").defaults["fused"] is True

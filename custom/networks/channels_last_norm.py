@@ -9,7 +9,10 @@ input to (1, N·C, ...) and calls batch norm, which forces a channels-last tenso
 one backward at every layer), and under CPU autocast it returns float32, so every following convolution casts its
 input back to bf16. This module calls batch norm on each sample's slice instead: the kernel runs natively in the
 channels-last layout, its sums are accumulated in float32 (without affine weights it keeps the statistics for the
-backward in the input's dtype), and the output keeps the input's dtype. Same formula, same parameters
+backward in the input's dtype), and the output keeps the input's dtype. Each sample's kernel writes straight into its
+slice of one output tensor, and its backward into its slice of one gradient (:class:`_PerSampleBatchNorm`): no
+concatenation forward and none backward (splitting and concatenating cost 4 % of the pix2pix_ngf step), the same
+values bit for bit. Same formula, same parameters
 (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float rounding in
 fp32 and to one bf16 rounding of the output under bf16 autocast.
 
@@ -21,7 +24,8 @@ layout and inputs (:func:`custom.networks.for_training`) the step takes 0.55-0.6
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from custom.networks.layout import CHANNELS_LAST
 
 __all__ = ["ChannelsLastInstanceNorm", "use_channels_last_instance_norm"]
 
@@ -66,11 +70,55 @@ class ChannelsLastInstanceNorm(torch.nn.Module):
         # autocast off: it would run batch norm in float32 and return float32; the kernel already accumulates
         # bf16 inputs in float32 and takes float32 weights
         with torch.autocast(x.device.type, enabled=False):
-            samples = [F.batch_norm(s, None, None, self.weight, self.bias, True, 0.0, self.eps) for s in x.split(1)]
-        return torch.cat(samples) if len(samples) > 1 else samples[0]
+            return _PerSampleBatchNorm.apply(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+
+
+class _PerSampleBatchNorm(torch.autograd.Function):
+    """Training-mode batch norm of each sample ``x[n:n+1]`` on its own (= instance norm), every sample's forward and
+    backward kernel writing into its slice of one output (``out=`` variants of ATen's ``native_batch_norm`` and its
+    backward), so that neither direction concatenates per-sample results. Values are those of
+    ``torch.cat([F.batch_norm(s, None, None, weight, bias, True, 0.0, eps) for s in x.split(1)])`` bit for bit."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
+        out = torch.empty_like(x)
+        # the kernel keeps the statistics in the weight's dtype, or the input's without weights
+        stats_dtype = x.dtype if weight is None else weight.dtype
+        means = x.new_empty((x.shape[0], x.shape[1]), dtype=stats_dtype)
+        inv_stds = torch.empty_like(means)
+        for n in range(x.shape[0]):
+            torch.ops.aten.native_batch_norm.out(
+                x[n : n + 1], weight, bias, None, None, True, 0.0, eps,
+                out=out[n : n + 1], save_mean=means[n], save_invstd=inv_stds[n],
+            )  # fmt: skip
+        ctx.save_for_backward(x, weight, means, inv_stds)
+        ctx.eps = eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, weight, means, inv_stds = ctx.saved_tensors
+        layout = CHANNELS_LAST.get(x.dim())
+        if layout is not None and x.is_contiguous(memory_format=layout):
+            grad = grad.contiguous(memory_format=layout)  # a concatenation's gradient arrives as a strided slice
+        grad_x = torch.empty_like(x)
+        # ATen's out= variant cannot skip the weight and bias gradients; without weights they are computed and dropped
+        grad_weight = means.new_zeros(x.shape[1])
+        grad_bias = torch.zeros_like(grad_weight)
+        sample_weight, sample_bias = torch.empty_like(grad_weight), torch.empty_like(grad_weight)
+        for n in range(x.shape[0]):
+            torch.ops.aten.native_batch_norm_backward.out(
+                grad[n : n + 1], x[n : n + 1], weight, None, None, means[n], inv_stds[n], True, ctx.eps,
+                [True, True, True], out0=grad_x[n : n + 1], out1=sample_weight, out2=sample_bias,
+            )  # fmt: skip
+            grad_weight += sample_weight
+            grad_bias += sample_bias
+        if weight is None:
+            return grad_x, None, None, None
+        return grad_x, grad_weight, grad_bias, None
 
 
 def use_channels_last_instance_norm(module: torch.nn.Module) -> torch.nn.Module:

@@ -22,7 +22,12 @@ import torch.distributed as dist
 
 from custom.config_keys import flag
 from custom.networks.channels_last_norm import use_channels_last_instance_norm
-from custom.networks.layout import channels_last_inputs, channels_last_parameters, skip_zero_width_pads
+from custom.networks.layout import (
+    channels_last_inputs,
+    channels_last_parameters,
+    channels_last_upsample_gradients,
+    skip_zero_width_pads,
+)
 
 __all__ = ["for_training"]
 
@@ -44,6 +49,7 @@ def for_training(
         use_channels_last_instance_norm(network)
         network.register_forward_pre_hook(channels_last_inputs)
         channels_last_parameters(network)
+        channels_last_upsample_gradients(network)
     if not (dist.is_available() and dist.is_initialized()):
         return network
     device = torch.device(device)
