@@ -261,3 +261,36 @@ def test_the_optimizers_are_fused_on_a_cpu(bundle):
     parser["device"] = "$torch.device('cpu')"
     for name in ("g_optimizer", "d_optimizer"):
         assert parser.get_parsed_content(f"gan#{name}").defaults["fused"] is True
+
+
+def test_reflect_padded_convolutions_pad_in_bf16_with_the_same_values():
+    """CPU autocast runs 1D/2D reflection pads in float32 (a cast each side, forward and backward); the training network
+    pads in the input's dtype, which copies the same values (cyclegan_cc's ResNet generator pads this way)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from custom.networks import ResNetGenerator
+
+    pad_dtypes = []
+
+    class PadDtypes(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if "reflection_pad" in str(func) and "backward" not in str(func):
+                pad_dtypes.append(args[0].dtype)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    plain = ResNetGenerator(spatial_dims=2, in_channels=1, out_channels=1, channels=4, num_blocks=1)
+    fast = for_training(copy.deepcopy(plain), "cpu", channels_last=True)
+    x = torch.rand(2, 1, 16, 16)
+    outputs = []
+    for network in (plain, fast):
+        pad_dtypes.clear()
+        with PadDtypes(), torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs.append(network(x))
+        outputs[-1].float().sum().backward()
+        outputs.append(list(pad_dtypes))
+    plain_out, plain_pads, fast_out, fast_pads = outputs
+    assert set(plain_pads) == {torch.float32}  # autocast's choice for the plain network
+    assert fast_pads[0] == torch.float32 and set(fast_pads[1:]) == {torch.bfloat16}  # the image enters in fp32
+    torch.testing.assert_close(fast_out.float(), plain_out.float(), atol=0, rtol=0)
+    assert _relative(_gradient_vector(fast), _gradient_vector(plain)) < 3e-2  # bf16 norms, as the pix2pix step

@@ -10,9 +10,8 @@ one backward at every layer), and under CPU autocast it returns float32, so ever
 input back to bf16. This module calls batch norm on each sample's slice instead: the kernel runs natively in the
 channels-last layout, its sums are accumulated in float32 (without affine weights it keeps the statistics for the
 backward in the input's dtype), and the output keeps the input's dtype. Each sample's kernel writes straight into its
-slice of one output tensor, and its backward into its slice of one gradient (:class:`_PerSampleBatchNorm`): no
-concatenation forward and none backward (splitting and concatenating cost 4 % of the pix2pix_ngf step), the same
-values bit for bit. Same formula, same parameters
+slice of one output tensor (:class:`_PerSampleBatchNorm`): no concatenation forward (splitting and concatenating
+forward and backward cost 4 % of the pix2pix_ngf step), the same values bit for bit. Same formula, same parameters
 (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float rounding in
 fp32 and to one bf16 rounding of the output under bf16 autocast.
 
@@ -77,9 +76,9 @@ class ChannelsLastInstanceNorm(torch.nn.Module):
 
 
 class _PerSampleBatchNorm(torch.autograd.Function):
-    """Training-mode batch norm of each sample ``x[n:n+1]`` on its own (= instance norm), every sample's forward and
-    backward kernel writing into its slice of one output (``out=`` variants of ATen's ``native_batch_norm`` and its
-    backward), so that neither direction concatenates per-sample results. Values are those of
+    """Training-mode batch norm of each sample ``x[n:n+1]`` on its own (= instance norm), every sample's forward kernel
+    writing into its slice of one output (the ``out=`` variant of ATen's ``native_batch_norm``), so that the forward
+    does not concatenate per-sample results. Values are those of
     ``torch.cat([F.batch_norm(s, None, None, weight, bias, True, 0.0, eps) for s in x.split(1)])`` bit for bit."""
 
     @staticmethod
@@ -104,21 +103,19 @@ class _PerSampleBatchNorm(torch.autograd.Function):
         layout = CHANNELS_LAST.get(x.dim())
         if layout is not None and x.is_contiguous(memory_format=layout):
             grad = grad.contiguous(memory_format=layout)  # a concatenation's gradient arrives as a strided slice
-        grad_x = torch.empty_like(x)
-        # ATen's out= variant cannot skip the weight and bias gradients; without weights they are computed and dropped
-        grad_weight = means.new_zeros(x.shape[1])
-        grad_bias = torch.zeros_like(grad_weight)
-        sample_weight, sample_bias = torch.empty_like(grad_weight), torch.empty_like(grad_weight)
-        for n in range(x.shape[0]):
-            torch.ops.aten.native_batch_norm_backward.out(
-                grad[n : n + 1], x[n : n + 1], weight, None, None, means[n], inv_stds[n], True, ctx.eps,
-                [True, True, True], out0=grad_x[n : n + 1], out1=sample_weight, out2=sample_bias,
-            )  # fmt: skip
-            grad_weight += sample_weight
-            grad_bias += sample_bias
+        # ATen's out= variant of the backward computes into a new tensor and copies, so the per-sample results are
+        # concatenated (one copy, none for one sample)
+        mask = [True, weight is not None, weight is not None]
+        samples = [
+            torch.ops.aten.native_batch_norm_backward(
+                grad[n : n + 1], x[n : n + 1], weight, None, None, means[n], inv_stds[n], True, ctx.eps, mask
+            )
+            for n in range(x.shape[0])
+        ]
+        grad_x = samples[0][0] if len(samples) == 1 else torch.cat([sample[0] for sample in samples])
         if weight is None:
             return grad_x, None, None, None
-        return grad_x, grad_weight, grad_bias, None
+        return grad_x, sum(sample[1] for sample in samples), sum(sample[2] for sample in samples), None
 
 
 def use_channels_last_instance_norm(module: torch.nn.Module) -> torch.nn.Module:

@@ -26,6 +26,7 @@ from custom.networks.layout import (
     channels_last_inputs,
     channels_last_parameters,
     channels_last_upsample_gradients,
+    pad_in_input_dtype,
     skip_zero_width_pads,
 )
 
@@ -50,6 +51,7 @@ def for_training(
         network.register_forward_pre_hook(channels_last_inputs)
         channels_last_parameters(network)
         channels_last_upsample_gradients(network)
+        pad_in_input_dtype(network)
     if not (dist.is_available() and dist.is_initialized()):
         return network
     device = torch.device(device)

@@ -9,6 +9,10 @@ and the inference network (:func:`~custom.networks.prepare_for_inference`) make:
   backward, a strided slice of a larger gradient; PyTorch's bilinear/trilinear backward then copies it to NCHW and
   runs its NCHW kernel (54 ms of the 0.49 s pix2pix_ngf bf16 step, against 4 ms channels-last), so the gradient is
   handed on channels-last (:func:`channels_last_upsample_gradients`);
+- a convolution with reflect/replicate/circular padding (``padding_mode``) pads in its input's dtype: CPU autocast
+  runs those pads in float32, so each one cast its bf16 input to float32 and the convolution cast the padded map back
+  (and the same two casts backward: 5 % of the cyclegan_cc quick-recipe step); a pad only copies values, so it gives
+  the same numbers in bf16 (:func:`pad_in_input_dtype`);
 - MONAI's ``BasicUNet`` decoder (``UpCat``) pads the 2x-upsampled map with a replicate pad even when its width is zero
   (the map already matches the skip connection): a copy forward and backward at every level, skipped here.
 
@@ -17,13 +21,17 @@ None of them changes a value: layout is not arithmetic, and a zero-width pad is 
 
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.nn.functional as F
 from monai.networks.nets.basic_unet import UpCat
 
 __all__ = [
     "CHANNELS_LAST",
     "channels_last_parameters",
     "channels_last_upsample_gradients",
+    "pad_in_input_dtype",
     "skip_zero_width_pads",
     "with_channels_last_strides",
 ]
@@ -102,3 +110,20 @@ def channels_last_upsample_gradients(network: torch.nn.Module) -> None:
     for module in network.modules():
         if isinstance(module, torch.nn.Upsample):
             module.register_forward_hook(_channels_last_output_gradient)
+
+
+def _pad_then_convolve(conv: torch.nn.modules.conv._ConvNd, x: torch.Tensor, weight, bias) -> torch.Tensor:
+    """``conv``'s own padded convolution with the pad outside autocast, so in ``x``'s dtype (see the module
+    docstring); the convolution itself stays under autocast."""
+    with torch.autocast(x.device.type, enabled=False):
+        padded = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
+    convolve = (F.conv1d, F.conv2d, F.conv3d)[weight.dim() - 3]
+    return convolve(padded, weight, bias, conv.stride, 0, conv.dilation, conv.groups)
+
+
+def pad_in_input_dtype(network: torch.nn.Module) -> None:
+    """Every convolution of ``network`` with a non-zero ``padding_mode`` pads in its input's dtype under autocast
+    (see the module docstring); the values are the same."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.conv._ConvNd) and not module.transposed and module.padding_mode != "zeros":
+            module._conv_forward = functools.partial(_pad_then_convolve, module)
