@@ -525,7 +525,7 @@ def main() -> None:
     parser.add_argument("--canonical", default=None, help="checkout of junyanz/pytorch-CycleGAN-and-pix2pix to time")
     parser.add_argument("--skip-training", action="store_true", help="inference figures only")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the bundle's batch_size)")
-    parser.add_argument("--iterations", type=int, default=8, help="training iterations timed (the best after the first)")
+    parser.add_argument("--iterations", type=int, default=8, help="training iterations (best after the 1st)")
     parser.add_argument("--sweep-shape", type=int, nargs=3, default=(128, 128, 96))
     parser.add_argument("--training-only", action="store_true", help="training step figures only")
     parser.add_argument("--emulated-bf16", action="store_true", help="time bf16 on a CPU that emulates it")

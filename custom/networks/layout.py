@@ -125,5 +125,6 @@ def pad_in_input_dtype(network: torch.nn.Module) -> None:
     """Every convolution of ``network`` with a non-zero ``padding_mode`` pads in its input's dtype under autocast
     (see the module docstring); the values are the same."""
     for module in network.modules():
-        if isinstance(module, torch.nn.modules.conv._ConvNd) and not module.transposed and module.padding_mode != "zeros":
+        padded = isinstance(module, torch.nn.modules.conv._ConvNd) and module.padding_mode != "zeros"
+        if padded and not module.transposed:
             module._conv_forward = functools.partial(_pad_then_convolve, module)
