@@ -193,17 +193,21 @@ def test_a_one_channel_input_enters_in_channels_last_strides():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("affine", [False, True])
 @pytest.mark.parametrize("dims", [2, 3])
-def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_bit(dtype, affine, dims):
-    """The norm's forward and backward write each sample into one tensor instead of concatenating per-sample results;
-    the values are the concatenation's exactly (the same kernels, called the same way)."""
+@pytest.mark.parametrize("channels", [5, 16])
+def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_bit(dtype, affine, dims, channels):
+    """The norm's forward writes each sample into one tensor instead of concatenating per-sample results; the values
+    are the concatenation's exactly (the same kernels, called the same way): the channels-last kernel for 16 channels,
+    the NCHW kernel for 5 (PyTorch's channels-last kernel is slow for channel counts that are not a multiple of 16);
+    the output and the gradient stay channels-last either way."""
     torch.manual_seed(0)
-    norm = ChannelsLastInstanceNorm(5, affine=affine)
+    norm = ChannelsLastInstanceNorm(channels, affine=affine)
     if affine:
         with torch.no_grad():
             norm.weight.uniform_(0.5, 1.5)
             norm.bias.uniform_(-0.5, 0.5)
-    shape = (3, 5, 12, 10) if dims == 2 else (3, 5, 6, 8, 4)
+    shape = (3, channels, 12, 10) if dims == 2 else (3, channels, 6, 8, 4)
     layout = torch.channels_last if dims == 2 else torch.channels_last_3d
+    kernel_layout = layout if channels % 16 == 0 else torch.contiguous_format
     x = (torch.randn(shape) * 2 + 1).to(dtype).contiguous(memory_format=layout)
     weights = torch.randn(shape).to(dtype).contiguous(memory_format=layout)  # as a convolution's gradient
     x_ours, x_cat = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -214,11 +218,12 @@ def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_
     cat = torch.cat(
         [
             torch.nn.functional.batch_norm(s, None, None, norm.weight, norm.bias, True, 0.0, norm.eps)
-            for s in x_cat.split(1)
+            for s in x_cat.contiguous(memory_format=kernel_layout).split(1)
         ]
     )
-    (cat * weights).sum().backward()
+    (cat * weights.contiguous(memory_format=kernel_layout)).sum().backward()
     assert ours.dtype == dtype and ours.is_contiguous(memory_format=layout)
+    assert x_ours.grad.is_contiguous(memory_format=layout)
     assert torch.equal(ours, cat)
     assert torch.equal(x_ours.grad, x_cat.grad)
     for a, b in zip(ours_params, [p.grad for p in norm.parameters()]):

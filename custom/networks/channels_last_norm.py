@@ -11,7 +11,12 @@ input back to bf16. This module calls batch norm on each sample's slice instead:
 channels-last layout, its sums are accumulated in float32 (without affine weights it keeps the statistics for the
 backward in the input's dtype), and the output keeps the input's dtype. Each sample's kernel writes straight into its
 slice of one output tensor (:class:`_PerSampleBatchNorm`): no concatenation forward (splitting and concatenating
-forward and backward cost 4 % of the pix2pix_ngf step), the same values bit for bit. Same formula, same parameters
+forward and backward cost 4 % of the pix2pix_ngf step), the same values bit for bit. PyTorch's channels-last
+batch-norm CPU kernel is vectorised over the channels and, when their number is not a multiple of 16, is 5-20x slower
+than its NCHW kernel (measured forward + backward, 2M voxels in bf16 or fp32: 6-21 ms against 0.9 ms for C = 8, 12,
+24; 1.3-1.6 ms for C = 16, 32, ..., 128); for such channel counts (swin_pix2pix_3d's 12 and 24) each sample is
+normalised in NCHW layout, between a copy in and a copy out (:data:`CHANNELS_LAST_KERNEL_MULTIPLE`). Same formula, same
+parameters
 (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float rounding in
 fp32 and to one bf16 rounding of the output under bf16 autocast.
 
@@ -26,7 +31,10 @@ import torch
 
 from custom.networks.layout import CHANNELS_LAST
 
-__all__ = ["ChannelsLastInstanceNorm", "use_channels_last_instance_norm"]
+__all__ = ["CHANNELS_LAST_KERNEL_MULTIPLE", "ChannelsLastInstanceNorm", "use_channels_last_instance_norm"]
+
+# channel counts that are a multiple of this run the channels-last batch-norm kernel; others run the NCHW one
+CHANNELS_LAST_KERNEL_MULTIPLE = 16
 
 
 class ChannelsLastInstanceNorm(torch.nn.Module):
@@ -79,10 +87,16 @@ class _PerSampleBatchNorm(torch.autograd.Function):
     """Training-mode batch norm of each sample ``x[n:n+1]`` on its own (= instance norm), every sample's forward kernel
     writing into its slice of one output (the ``out=`` variant of ATen's ``native_batch_norm``), so that the forward
     does not concatenate per-sample results. Values are those of
-    ``torch.cat([F.batch_norm(s, None, None, weight, bias, True, 0.0, eps) for s in x.split(1)])`` bit for bit."""
+    ``torch.cat([F.batch_norm(s, None, None, weight, bias, True, 0.0, eps) for s in x.split(1)])`` bit for bit, with
+    ``x`` in NCHW layout when it is channels-last with a channel count that is not a multiple of
+    :data:`CHANNELS_LAST_KERNEL_MULTIPLE`; the output and the gradient are in ``x``'s layout."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
+        layout = CHANNELS_LAST.get(x.dim())
+        ctx.layout = layout if layout is not None and x.is_contiguous(memory_format=layout) else None
+        if ctx.layout is not None and x.shape[1] % CHANNELS_LAST_KERNEL_MULTIPLE:
+            x = x.contiguous()  # the NCHW kernel (see the module docstring); the output goes back to channels-last
         out = torch.empty_like(x)
         # the kernel keeps the statistics in the weight's dtype, or the input's without weights
         stats_dtype = x.dtype if weight is None else weight.dtype
@@ -95,14 +109,16 @@ class _PerSampleBatchNorm(torch.autograd.Function):
             )  # fmt: skip
         ctx.save_for_backward(x, weight, means, inv_stds)
         ctx.eps = eps
-        return out
+        return out if ctx.layout is None else out.contiguous(memory_format=ctx.layout)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         x, weight, means, inv_stds = ctx.saved_tensors
-        layout = CHANNELS_LAST.get(x.dim())
-        if layout is not None and x.is_contiguous(memory_format=layout):
-            grad = grad.contiguous(memory_format=layout)  # a concatenation's gradient arrives as a strided slice
+        # in the layout the kernel ran in (a concatenation's gradient arrives as a strided slice)
+        if x.is_contiguous():
+            grad = grad.contiguous()
+        elif ctx.layout is not None:
+            grad = grad.contiguous(memory_format=ctx.layout)
         # ATen's out= variant of the backward computes into a new tensor and copies, so the per-sample results are
         # concatenated (one copy, none for one sample)
         mask = [True, weight is not None, weight is not None]
@@ -113,6 +129,8 @@ class _PerSampleBatchNorm(torch.autograd.Function):
             for n in range(x.shape[0])
         ]
         grad_x = samples[0][0] if len(samples) == 1 else torch.cat([sample[0] for sample in samples])
+        if ctx.layout is not None:
+            grad_x = grad_x.contiguous(memory_format=ctx.layout)
         if weight is None:
             return grad_x, None, None, None
         return grad_x, sum(sample[1] for sample in samples), sum(sample[2] for sample in samples), None
