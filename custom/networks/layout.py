@@ -1,5 +1,6 @@
-"""Exact changes of layout and of needless copies that both the training step (:func:`~custom.networks.for_training`)
-and the inference network (:func:`~custom.networks.prepare_for_inference`) make:
+"""Exact changes of layout and of needless copies and casts made by the training step
+(:func:`~custom.networks.for_training`) and, except the two that concern training only (gradients; pads under
+autocast, which inference does not use), by the inference network (:func:`~custom.networks.prepare_for_inference`):
 
 - the channels-last memory formats (NHWC / NDHWC), in which oneDNN's CPU convolutions run without reordering;
 - inputs given *explicit* channels-last strides: a one-channel image is NCHW- and channels-last-contiguous at once, and
@@ -16,7 +17,8 @@ and the inference network (:func:`~custom.networks.prepare_for_inference`) make:
 - MONAI's ``BasicUNet`` decoder (``UpCat``) pads the 2x-upsampled map with a replicate pad even when its width is zero
   (the map already matches the skip connection): a copy forward and backward at every level, skipped here.
 
-None of them changes a value: layout is not arithmetic, and a zero-width pad is the identity.
+None of them changes the arithmetic: layout is not arithmetic (a kernel may only sum in another order), a pad copies
+values in any dtype, and a zero-width pad is the identity.
 """
 
 from __future__ import annotations
