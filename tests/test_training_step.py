@@ -22,10 +22,11 @@ from conftest import ROOT
 from monai.bundle import ConfigParser
 from monai.networks.blocks import UnetResBlock
 from monai.networks.nets import PatchDiscriminator
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from custom.bundles import flat_config
 from custom.networks import ChannelsLastInstanceNorm, Generator, MultiScaleDiscriminator, for_training
-from custom.networks.channels_last_norm import use_channels_last_instance_norm
+from custom.networks.channels_last_norm import CHANNELS_LAST_KERNEL_MULTIPLE, use_channels_last_instance_norm
 
 TOLERANCE = {"fp64": 1e-9, "fp32": 1e-2, "bf16": 3e-2}
 
@@ -162,6 +163,18 @@ def test_3d_and_patch_discriminators_match_with_channels_last():
         assert _relative(_gradient_vector(fast), _gradient_vector(plain)) < 1e-9
 
 
+class _RecordOps(TorchDispatchMode):
+    """Calls ``record(func, args)`` for every ATen op run while active (which layouts and dtypes kernels receive)."""
+
+    def __init__(self, record) -> None:
+        super().__init__()
+        self.record = record
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.record(func, args)
+        return func(*args, **(kwargs or {}))
+
+
 def _flat(output) -> list[torch.Tensor]:
     if isinstance(output, torch.Tensor):
         return [output]
@@ -207,7 +220,7 @@ def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_
             norm.bias.uniform_(-0.5, 0.5)
     shape = (3, channels, 12, 10) if dims == 2 else (3, channels, 6, 8, 4)
     layout = torch.channels_last if dims == 2 else torch.channels_last_3d
-    kernel_layout = layout if channels % 16 == 0 else torch.contiguous_format
+    kernel_layout = layout if channels % CHANNELS_LAST_KERNEL_MULTIPLE == 0 else torch.contiguous_format
     x = (torch.randn(shape) * 2 + 1).to(dtype).contiguous(memory_format=layout)
     weights = torch.randn(shape).to(dtype).contiguous(memory_format=layout)  # as a convolution's gradient
     x_ours, x_cat = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -233,26 +246,22 @@ def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_
 def test_upsampling_gets_its_gradient_channels_last_and_the_same_values():
     """In a U-Net decoder the gradient of the upsampled map is a slice of the concatenation's gradient; the training
     network hands it on channels-last (PyTorch's bilinear backward would otherwise run its NCHW kernel)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     layouts = []
 
-    class UpsampleBackwardGradients(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten.upsample_bilinear2d_backward.default:
-                layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
-            return func(*args, **(kwargs or {}))
+    def record(func, args):
+        if func is torch.ops.aten.upsample_bilinear2d_backward.default:
+            layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
 
     generator, _ = _pix2pix_pair()
     plain = copy.deepcopy(generator).double()
     fast = for_training(generator, "cpu", channels_last=True).double()
     x = torch.rand(2, 1, 32, 32, dtype=torch.float64)
     weights = torch.randn(2, 1, 32, 32, dtype=torch.float64)
-    with UpsampleBackwardGradients():
+    with _RecordOps(record):
         (plain(x) * weights).sum().backward()
     assert layouts == [False] * 4  # the plain network: NCHW (here, slices of the concatenation's gradient)
     layouts.clear()
-    with UpsampleBackwardGradients():
+    with _RecordOps(record):
         (fast(x) * weights).sum().backward()
     assert layouts == [True] * 4
     assert _relative(_gradient_vector(fast), _gradient_vector(plain)) < 1e-9
@@ -271,17 +280,13 @@ def test_the_optimizers_are_fused_on_a_cpu(bundle):
 def test_reflect_padded_convolutions_pad_in_bf16_with_the_same_values():
     """CPU autocast runs 1D/2D reflection pads in float32 (a cast each side, forward and backward); the training network
     pads in the input's dtype, which copies the same values (cyclegan_cc's ResNet generator pads this way)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from custom.networks import ResNetGenerator
 
     pad_dtypes = []
 
-    class PadDtypes(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if "reflection_pad" in str(func) and "backward" not in str(func):
-                pad_dtypes.append(args[0].dtype)
-            return func(*args, **(kwargs or {}))
+    def record(func, args):
+        if "reflection_pad" in str(func) and "backward" not in str(func):
+            pad_dtypes.append(args[0].dtype)
 
     torch.manual_seed(0)
     plain = ResNetGenerator(spatial_dims=2, in_channels=1, out_channels=1, channels=4, num_blocks=1)
@@ -290,7 +295,7 @@ def test_reflect_padded_convolutions_pad_in_bf16_with_the_same_values():
     outputs = []
     for network in (plain, fast):
         pad_dtypes.clear()
-        with PadDtypes(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with _RecordOps(record), torch.autocast("cpu", dtype=torch.bfloat16):
             outputs.append(network(x))
         outputs[-1].float().sum().backward()
         outputs.append(list(pad_dtypes))
