@@ -13,6 +13,7 @@ commands, so ``--help`` stays fast.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import inspect
 import logging
@@ -327,6 +328,9 @@ def _clear_errors(func: Callable, debug: bool = False) -> Callable:
                 raise
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
+        # the interpreter's last garbage collection would walk every object of torch's and MONAI's ~4,000 modules:
+        # 0.6 s at exit, a sixth of a bf16 volume; frozen objects are skipped (and freed as usual)
+        gc.freeze()
         sys.exit(code)
 
     return wrapper

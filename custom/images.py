@@ -32,6 +32,7 @@ __all__ = [
     "check_nifti_header",
     "grey_levels",
     "is_png",
+    "read_geometry",
     "read_image",
     "reader_for",
 ]
@@ -213,6 +214,30 @@ def check_nifti_header(path: str | os.PathLike) -> None:
         raise singular
 
 
+def _check_ndim(path: str | os.PathLike, shape: tuple[int, ...], ndim: int | None) -> None:
+    expected = ndim if ndim is not None else len(shape)
+    if len(shape) != expected or len(shape) not in (2, 3):
+        want = f"{expected}D" if ndim is not None else "2D or 3D"
+        raise InputError(f"{path}: image is {len(shape)}D with shape {tuple(shape)}, expected {want}")
+
+
+def read_geometry(path: str | os.PathLike, ndim: int | None = None) -> tuple[tuple[int, ...], np.ndarray]:
+    """``(shape, affine)`` of an image as :func:`read_image` would return them, and its errors, without reading the
+    voxels of a NIfTI file (its header says both: MONAI's reader takes them from it as they are); other formats are
+    read whole. Inference checks a folder with it before the first case runs, and each case's voxels as they are
+    loaded (:class:`custom.transforms.LoadCheckedImaged`), so that no volume is decompressed twice.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
+    if reader_for(path) != "NibabelReader":
+        array, affine = read_image(path, ndim)
+        return tuple(array.shape), affine
+    check_nifti_header(path)
+    img = nib.load(str(path))
+    _check_ndim(path, img.shape, ndim)
+    return tuple(img.shape), np.asarray(img.affine, dtype=np.float64)
+
+
 def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read an image as ``(array, affine)``: a float array without channel dimension and its 4x4 RAS affine.
 
@@ -238,10 +263,7 @@ def read_image(path: str | os.PathLike, ndim: int | None = None) -> tuple[np.nda
     except Exception as e:  # the readers raise many kinds of errors on corrupt files
         raise _unreadable(path, e) from None
     array = np.asarray(img)
-    expected = ndim if ndim is not None else array.ndim
-    if array.ndim != expected or array.ndim not in (2, 3):
-        want = f"{expected}D" if ndim is not None else "2D or 3D"
-        raise InputError(f"{path}: image is {array.ndim}D with shape {tuple(array.shape)}, expected {want}")
+    _check_ndim(path, array.shape, ndim)
     affine = np.asarray(img.affine, dtype=np.float64)
     if affine.shape != (4, 4):  # 2D images carry a 3x3 affine
         full = np.eye(4)

@@ -29,6 +29,7 @@ from typing import Any
 from custom.bundles import flat_config, flat_configs
 from custom.errors import InputError, short_reason
 from custom.model_record import model_config_path, read_model_record
+from custom.monai_run import finish_background_writes
 from custom.outputs import check_output_path, output_ext, remove_empty_folders, sct_case, sct_file_name
 
 __all__ = [
@@ -283,6 +284,7 @@ def run_bundle_inference(
             workflow.initialize()
             workflow.run()
     except BaseException:  # also Ctrl-C and SIGTERM (custom.errors.Terminated)
+        finish_background_writes()  # the cases before the failure keep their sCTs
         remove_empty_folders(created)  # a run that failed (e.g. disk full) leaves no empty output folder
         raise
     workflow.finalize()

@@ -28,7 +28,16 @@ from typing import Any
 from custom.errors import InputError, Terminated, stop_on_signals, user_error
 from custom.outputs import remove_empty_folders
 
-__all__ = ["DEBUG_ENV", "debug_requested", "end", "exit_now", "interrupted", "start", "user_errors_logged_in_one_line"]
+__all__ = [
+    "DEBUG_ENV",
+    "debug_requested",
+    "end",
+    "exit_now",
+    "finish_background_writes",
+    "interrupted",
+    "start",
+    "user_errors_logged_in_one_line",
+]
 
 
 DEBUG_ENV = "SCT_DEBUG"  # SCT_DEBUG=1: a user's mistake shows its full traceback too (as --debug does)
@@ -58,8 +67,9 @@ def user_errors_logged_in_one_line() -> Iterator[None]:
         logging.setLogRecordFactory(factory)
 
 
-def _finish_background_writes() -> None:
-    """Let the background writes in progress finish (atomically) before the process ends without joining threads."""
+def finish_background_writes() -> None:
+    """Let the background writes in progress finish (atomically) when a run stops with an error: the sCTs of the cases
+    done are kept whole, before the process ends (without joining threads) or the caller goes on."""
     writes = sys.modules.get("custom.handlers.background_writes")
     if writes is not None:
         try:
@@ -71,7 +81,7 @@ def _finish_background_writes() -> None:
 def interrupted(error: KeyboardInterrupt) -> int:
     """Say that a run was stopped (Ctrl-C or SIGTERM) in one line, once the background writes in progress have
     finished; the exit code, 130 or 143 as a shell gives for those signals."""
-    _finish_background_writes()
+    finish_background_writes()
     terminated = isinstance(error, Terminated)
     print(
         f"error: interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): finished outputs are kept, unfinished ones "
@@ -118,7 +128,7 @@ def _exit_on_user_error(kind: type[BaseException], error: BaseException, traceba
             sys.__excepthook__(kind, error, traceback)
             return
         print(f"error: {message}", file=sys.stderr)
-        _finish_background_writes()
+        finish_background_writes()
         code = 2
     exit_now(code)  # the interpreter is already ending with an uncaught exception; this only sets the exit code
 

@@ -68,6 +68,10 @@ CASES = {
     "infer missing MR": Case(INFER + " {bad}/missing.nii.gz", "missing.nii.gz: file or folder not found"),
     "infer corrupt MR": Case(INFER + " {bad}/truncated.nii.gz", "truncated.nii.gz: unreadable image"),
     "infer mask shape": Case(INFER + " {data}/mr.nii.gz --mask {bad}/small.nii.gz", "small.nii.gz: shape (24"),
+    # voxels are checked as each case is loaded (read once): the cases before a bad one are written, and kept
+    "infer NaN in a folder": Case(INFER + " {bad}/nan_folder", "b.nii.gz: 5 NaN or infinite value(s) in the MR", 2,
+                                  ("sct", "sct/a_sct.nii.gz")),
+    "infer empty mask": Case(INFER + MR + " --mask {bad}/empty_mask.nii.gz", "empty_mask.nii.gz: empty mask (no voxel"),
     "infer str items": Case("infer {bundle} {out}/sct --datalist {bad}/strings.json", "item 0 of 'test' is a str"),
     # finding 9: a header claiming more than the file holds
     "infer huge .nii": Case(INFER + " {bad}/huge.nii", "(2000 MB) that cannot be in a 1352 byte file"),
@@ -178,6 +182,12 @@ def bad_inputs(heads_datalist, tmp_path_factory) -> dict[str, str]:
     (bad / "huge.nii").write_bytes(header.binaryblock + bytes(4 + 1000))
     (bad / "huge.nii.gz").write_bytes(gzip.compress(header.binaryblock + bytes(4 + 1000)))
     _save(np.full(ct.shape, 40), bad / "flat.nii.gz", mr.affine)
+    _save(np.zeros(mr.shape), bad / "empty_mask.nii.gz", mr.affine)
+    (bad / "nan_folder").mkdir()
+    shutil.copy(data / "mr.nii.gz", bad / "nan_folder" / "a.nii.gz")
+    with_nan = np.asarray(mr.dataobj, dtype=np.float32)
+    with_nan.flat[:5] = np.nan
+    nib.save(nib.Nifti1Image(with_nan, mr.affine), str(bad / "nan_folder" / "b.nii.gz"))
     _save((ct - ct.min()) / (ct.max() - ct.min()) * 200, bad / "unit.nii.gz", mr.affine)  # 0..200: not HU
 
     parser = ConfigParser()

@@ -146,6 +146,38 @@ def test_empty_mask_nan_and_non_hu_ct(tmp_path):
     assert check_case({"label": item["label"]}, eight_bit=True) == []
 
 
+def test_without_voxels_the_header_says_the_geometry_and_the_loader_the_voxels(tmp_path):
+    """Inference's split check: ``voxels=False`` reads NIfTI headers only (the same shapes, affines and geometry
+    problems as a full read), and ``LoadCheckedImaged`` reports the voxel problems with ``check``'s messages."""
+    from custom.images import read_geometry, read_image
+    from custom.transforms import LoadCheckedImaged
+
+    mr = _mr()
+    mr[1, 2, 3] = np.nan
+    shifted = AFFINE.copy()
+    shifted[:3, 3] += 5.0
+    item = make_case(tmp_path / "c", mr=mr, mask=np.zeros(SHAPE, np.uint8), mask_affine=shifted)
+    for key in ("image", "mask"):
+        shape, affine = read_geometry(item[key], ndim=3)
+        array, full_affine = read_image(item[key], ndim=3)
+        assert shape == array.shape and np.array_equal(affine, full_affine)
+    full, header_only = check_case(item), check_case(item, voxels=False)
+    assert len(full) == 3 and header_only == [p for p in full if "origin" in p[1]]
+    assert len(header_only) == 1 and header_only[0][0] == item["mask"]
+    loader = LoadCheckedImaged(keys=["image", "mask"], allow_missing_keys=True)
+    with pytest.raises(InputError, match=r"mr\.nii\.gz: 1 NaN or infinite value\(s\) in the MR$"):
+        loader({"image": item["image"]})
+    with pytest.raises(InputError, match=r"mask\.nii\.gz: empty mask"):
+        loader({"mask": item["mask"]})
+    good = make_case(tmp_path / "good")
+    loaded = loader({"image": good["image"], "mask": good["mask"]})
+    assert np.array_equal(np.asarray(loaded["image"]), read_image(good["image"])[0])
+    loader._loader.image_only = False  # as MONAI Label sets it on a bundle's loaders: metadata beside the image
+    with_meta = loader({"image": good["image"]})
+    assert with_meta["image_meta_dict"]["filename_or_obj"] == good["image"]
+    assert np.array_equal(np.asarray(with_meta["image"]), np.asarray(loaded["image"]))
+
+
 def test_ct_without_air_is_not_hu(tmp_path):
     ct = _ct()
     ct[ct == -1000] = 0  # background 0: min > -500

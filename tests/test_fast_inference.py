@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,23 +171,47 @@ def test_a_failed_background_write_is_raised(tmp_path, monkeypatch):
     assert not (tmp_path / "case_sct.nii.gz").exists()
 
 
+@pytest.mark.parametrize("overlap_network", [False, True])
+def test_background_writes_wait_for_the_network_unless_asked(overlap_network):
+    """By default a write overlaps the next item's reading, never the network: none is running when an iteration's
+    network pass starts. With ``overlap_network`` the pass may start beside one."""
+    from ignite.engine import Engine, Events
+
+    from custom.handlers import BackgroundWrites
+
+    running = threading.Event()
+    seen = []
+
+    def slow_write():
+        running.set()
+        time.sleep(0.3)
+        running.clear()
+
+    def network_pass(_engine, _batch):  # beside a write? (with the overlap, give its thread a moment to start)
+        seen.append(running.wait(0.1) if overlap_network else running.is_set())
+
+    engine = Engine(network_pass)
+    BackgroundWrites(overlap_network=overlap_network).attach(engine)
+    engine.add_event_handler(Events.ITERATION_COMPLETED, lambda _e: background_writes._submit(slow_write))
+    engine.run(range(4), max_epochs=1)
+    assert not running.is_set()  # waited for at the end either way
+    assert any(seen) if overlap_network else not any(seen), seen
+
+
 def test_switches_read_command_line_words():
     """``--background_io false`` arrives as the string "false" (fire keeps lowercase words): it must mean off."""
     from monai.bundle import ConfigParser
 
     from custom.bundles import flat_config
     from custom.config_keys import flag
-    from custom.outputs import AtomicNibabelWriter
 
     assert flag("false", "x") is False and flag("True", "x") is True and flag(False, "x") is False
     with pytest.raises(InputError, match="background_io='yes': expected true or false"):
         flag("yes", "background_io")
     parser = ConfigParser(flat_config(ROOT / "bundles" / "pix2pix_ngf" / "configs" / "inference.json"))
-    transforms = parser["postprocessing"]["transforms"]
-    save = next(i for i, t in enumerate(transforms) if isinstance(t, dict) and t.get("_target_") == "SaveImaged")
-    for word, writer in (("false", AtomicNibabelWriter), ("true", BackgroundNibabelWriter)):
+    for word, overlap in (("false", False), ("true", True)):
         parser["background_io"] = word
-        assert parser.get_parsed_content(f"postprocessing#transforms#{save}#writer", lazy=False) is writer
+        assert parser.get_parsed_content("handlers#0", lazy=False).overlap_network is overlap
 
 
 @pytest.mark.parametrize("bundle", ["pix2pix_ngf", "cyclegan_cc", "mask2ct_lung", "swin_pix2pix_3d"])

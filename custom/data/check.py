@@ -32,12 +32,13 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from custom.errors import InputError
-from custom.images import read_image
+from custom.images import read_geometry, read_image
 from custom.outputs import output_ext
 
 __all__ = [
     "intensity_problem",
     "check_case",
+    "voxel_problems",
     "check_items",
     "check_datalist",
     "ct_level_warnings",
@@ -133,7 +134,30 @@ def intensity_problem(values: np.ndarray, name: str = "CT", hounsfield: bool = F
     return None
 
 
-def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_dir: float = 1e-4) -> list[Problem]:
+def voxel_problems(path: str, array: np.ndarray, key: str, eight_bit: bool = False) -> list[Problem]:
+    """The problems of the voxels of the image of datalist key ``key`` (``image``, ``label`` or ``mask``) read from
+    ``path``: NaN or infinite values, an empty mask, a constant image, a CT not in HU unless ``eight_bit``. Shared by
+    :func:`check_case` and the checked loader of inference (:class:`custom.transforms.LoadCheckedImaged`)."""
+    problems: list[Problem] = []
+    name = _NAMES.get(key, key)
+    finite = np.isfinite(array)
+    values = array
+    if not finite.all():  # copy the finite values only when there are others
+        problems.append((path, f"{array.size - int(finite.sum())} NaN or infinite value(s) in the {name}"))
+        values = array[finite]
+    if key == "mask":
+        if not np.any(values > 0):
+            problems.append((path, "empty mask (no voxel > 0)"))
+        return problems
+    problem = intensity_problem(values, name, hounsfield=key == "label" and not eight_bit)
+    if problem:
+        problems.append((path, problem))
+    return problems
+
+
+def check_case(
+    item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_dir: float = 1e-4, voxels: bool = True
+) -> list[Problem]:
     """All the problems of one datalist item ``{"image": MR, "label": CT, "mask": mask}`` (any key may be absent).
 
     Args:
@@ -141,59 +165,55 @@ def check_case(item: dict, eight_bit: bool = False, atol_mm: float = 1e-3, atol_
         eight_bit: 8-bit grey levels, no HU values: 2D PNG slices, or volumes (e.g. stacked slices).
         atol_mm: tolerance on origin and voxel spacing, mm.
         atol_dir: tolerance on the direction cosines.
+        voxels: also check the voxels (:func:`voxel_problems`); without, a NIfTI file's header alone is read
+            (:func:`custom.images.read_geometry`): inference checks the voxels of each case as it loads them.
 
     Returns:
         ``[(file, problem), ...]``, empty when the case is fine.
     """
     problems: list[Problem] = []
-    loaded: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+    loaded: dict[str, tuple[str, tuple[int, ...], np.ndarray]] = {}
     for key in IMAGE_KEYS:
         if key not in item or item[key] is None:
             continue
         path = str(item[key])
-        try:  # 8-bit data: PNG slices, or volumes of stacked slices
-            array, affine = read_image(path, ndim=2 if eight_bit and output_ext(path) == ".png" else 3)
+        ndim = 2 if eight_bit and output_ext(path) == ".png" else 3  # 8-bit data: PNG slices, or stacked volumes
+        try:
+            if voxels:
+                array, affine = read_image(path, ndim=ndim)
+                shape = tuple(array.shape)
+            else:
+                shape, affine = read_geometry(path, ndim=ndim)
         except InputError as e:
             message = _strip(path, str(e))
             if not eight_bit and "image is 2D" in message:
                 message += " (8-bit PNG slices: use --eight-bit or a paired2d datalist)"
             problems.append((path, message))
             continue
-        loaded[key] = (path, array, affine)
-        name = _NAMES[key]
-        finite = np.isfinite(array)
-        if not finite.all():
-            bad = array.size - int(finite.sum())
-            problems.append((path, f"{bad} NaN or infinite value(s) in the {name}"))
-        values = array[finite]
-        if key == "mask":
-            if not np.any(values > 0):
-                problems.append((path, "empty mask (no voxel > 0)"))
-            continue
-        problem = intensity_problem(values, name, hounsfield=key == "label" and not eight_bit)
-        if problem:
-            problems.append((path, problem))
+        loaded[key] = (path, shape, affine)
+        if voxels:
+            problems.extend(voxel_problems(path, array, key, eight_bit))
     reference = "image" if "image" in loaded else "label"
     if reference in loaded:
-        ref_path, ref_array, ref_affine = loaded[reference]
+        ref_path, ref_shape, ref_affine = loaded[reference]
         for key in IMAGE_KEYS:
             if key == reference or key not in loaded:
                 continue
-            path, array, affine = loaded[key]
+            path, shape, affine = loaded[key]
             ref_name = _NAMES[reference]
-            if array.shape != ref_array.shape:
-                problems.append(
-                    (path, f"shape {tuple(array.shape)} differs from the {ref_name}'s {tuple(ref_array.shape)}")
-                )
+            if shape != ref_shape:
+                problems.append((path, f"shape {shape} differs from the {ref_name}'s {ref_shape}"))
             problems.extend(_compare_geometry(path, affine, ref_affine, ref_name, atol_mm, atol_dir))
     return problems
 
 
-def check_items(items: Sequence[dict], eight_bit: bool = False, **tolerances: float) -> list[Problem]:
+def check_items(
+    items: Sequence[dict], eight_bit: bool = False, voxels: bool = True, **tolerances: float
+) -> list[Problem]:
     """:func:`check_case` over a list of items (problems of all items, in order)."""
     problems: list[Problem] = []
     for item in items:
-        problems.extend(check_case(item, eight_bit=eight_bit, **tolerances))
+        problems.extend(check_case(item, eight_bit=eight_bit, voxels=voxels, **tolerances))
     return problems
 
 
@@ -342,15 +362,22 @@ def format_table(problems: Sequence[Problem]) -> str:
 
 
 def assert_valid_items(
-    items: Sequence[dict], eight_bit: bool = False, datalist: dict | None = None, allow_overlap: bool = False
+    items: Sequence[dict],
+    eight_bit: bool = False,
+    datalist: dict | None = None,
+    allow_overlap: bool = False,
+    voxels: bool = True,
 ) -> None:
     """Raise ONE :class:`InputError` listing every problem of ``items`` (``file: problem``, one per line) and, when
     given, of the ``datalist`` they come from as a whole (:func:`datalist_problems`, the rules ``check`` applies).
 
     Training and inference call this first, so that a bad case stops the run before hours of work, not in the middle.
+    Inference passes ``voxels=False`` (:func:`check_case`): files, formats and geometry of every case are checked
+    first, the voxels of each case as they are loaded for it (a NaN in the fifth case of a folder stops the run there,
+    the first four sCTs written), so that no volume is read twice.
     """
     problems = [] if datalist is None else datalist_problems(datalist, allow_overlap)
-    problems += check_items(items, eight_bit=eight_bit)
+    problems += check_items(items, eight_bit=eight_bit, voxels=voxels)
     if len(problems) == 1:
         raise InputError(f"{problems[0][0]}: {problems[0][1]}")
     if problems:
