@@ -96,3 +96,26 @@ def test_bundles_normalise_the_mr_with_it() -> None:
         text = str(parser.get(key))
         assert "custom.transforms.ScalePercentilesd" in text and "ScaleIntensityRangePercentilesd" not in text
         assert parser.get("pred_to_ct_range")["_target_"] == "custom.transforms.ScaleRanged"
+
+
+@pytest.mark.parametrize("sigmas", [6.0, 0.0])  # 0: brackets often miss their rank, the full partition takes over
+def test_percentiles_equal_numpy_bitwise(sigmas: float, monkeypatch) -> None:
+    """The bracketed order statistics give ``np.percentile``'s values to the bit: continuous values, integers with
+    ties, half the volume at 0 (an MR's background), tiny arrays, and the end percentiles."""
+    from custom.transforms import percentile_scale
+
+    monkeypatch.setattr(percentile_scale, "BRACKET_SIGMAS", sigmas)
+    rng = np.random.default_rng(3)
+    background = rng.normal(500, 100, 1_500_000).astype(np.float32)
+    background[::2] = 0.0
+    arrays = [
+        rng.normal(100, 300, 1_200_000).astype(np.float32),
+        rng.integers(0, 700, 1_100_000).astype(np.float32),
+        background,
+        (rng.random(2_000_000) ** 4 * 3000).astype(np.float32),
+        np.array([3.0, 1.0], np.float32),
+        rng.normal(0, 1, 7).astype(np.float32),
+    ]
+    for values in arrays:
+        q = [0.5, 99.5, 0.0, 100.0, 2.0, 98.0, float(rng.uniform(0, 100))]
+        assert percentile_scale.percentiles(values, q) == [float(v) for v in np.percentile(values, q)]

@@ -12,6 +12,11 @@ interpolation) and the scaling runs in place on one new tensor, in MONAI's order
 MONAI's to the bit (``tests/test_percentile_scale.py``). Small images (<= 1e6 voxels) go through ``torch.quantile``
 as in MONAI.
 
+Large images skip the full partition too (:func:`percentiles`): the two order statistics each percentile interpolates
+are found inside brackets taken from a sorted random sample (the values below a bracket counted, those inside it
+partitioned: a few vectorised passes instead of a selection over every voxel, 0.11 -> 0.03 s for such a volume), then
+interpolated with numpy's formula; a bracket that misses the rank (rare) falls back to the full partition.
+
 ``ScaleRanged`` is MONAI's ``ScaleIntensityRanged`` with both ranges given, scaled the same way (0.15 -> 0.03 s for
 the sCT of such a volume, from the network's range to HU).
 """
@@ -19,7 +24,7 @@ the sCT of such a volume, from the network's range to HU).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,11 +59,55 @@ class ScalePercentiles(Transform):
     def __call__(self, img: Any) -> torch.Tensor:
         image, plain = _float_tensor(img)
         if plain.numel() > 1_000_000:  # MONAI's threshold for numpy's percentile (pytorch#64947)
-            values = np.percentile(plain.detach().cpu().numpy(), [self.lower, self.upper])
+            values = percentiles(plain.detach().cpu().numpy(), [self.lower, self.upper])
             a_min, a_max = (torch.as_tensor(v, dtype=plain.dtype) for v in values)
         else:
             a_min, a_max = percentile(plain, [self.lower, self.upper])
         return convert_to_dst_type(scale_range(plain, a_min, a_max, self.b_min, self.b_max, self.clip), dst=image)[0]
+
+
+SAMPLE_SIZE = 65536  # values sampled to bracket an order statistic
+BRACKET_SIGMAS = 6.0  # bracket half-width in standard deviations of the sample's rank estimate
+
+
+def _order_statistics(values: np.ndarray, ranks: Sequence[int]) -> dict[int, float]:
+    """``{rank: value}``: the values of 0-based ``ranks`` in ascending order of the finite 1D ``values``, the values
+    ``np.partition`` puts at those positions.
+
+    For each rank r of n values, the sample's value at rank ~ r/n * m ± ``BRACKET_SIGMAS`` binomial standard deviations
+    bounds a bracket [lo, hi]; with c values below lo and the values inside the bracket partitioned, the value of rank r
+    is the one of rank r - c inside, when the bracket holds it (checked: else the whole array is partitioned).
+    """
+    n = values.size
+    sample = np.sort(values[np.random.default_rng(0).integers(0, n, SAMPLE_SIZE)])
+    found: dict[int, float] = {}
+    for rank in sorted(set(ranks)):
+        p = rank / max(n - 1, 1)
+        centre, half = p * (SAMPLE_SIZE - 1), BRACKET_SIGMAS * np.sqrt(SAMPLE_SIZE * p * (1 - p)) + 8
+        lo = sample[max(int(centre - half), 0)]
+        hi = sample[min(int(centre + half) + 1, SAMPLE_SIZE - 1)]
+        below = int(np.count_nonzero(values < lo))
+        inside = values[(values >= lo) & (values <= hi)]
+        if not below <= rank < below + inside.size:  # the sample misled the bracket
+            return {r: float(v) for r, v in zip(ranks, np.partition(values, list(ranks))[list(ranks)])}
+        found[rank] = float(np.partition(inside, rank - below)[rank - below])
+    return found
+
+
+def percentiles(values: np.ndarray, q: Sequence[float]) -> list[float]:
+    """``np.percentile(values, q)`` (linear interpolation) of a finite array, to the bit, from
+    :func:`_order_statistics`: with h = (n - 1) q / 100, a = x_(floor h), b = x_(floor h + 1), t = h - floor h and
+    d = b - a in the array's dtype, numpy's ``_lerp`` gives a + d t for t < 0.5, else b - d (1 - t), in float64."""
+    flat = np.ravel(values)
+    n = flat.size
+    where = [((n - 1) * (p / 100.0), int(np.floor((n - 1) * (p / 100.0)))) for p in q]
+    stats = _order_statistics(flat, [r for _, below in where for r in (below, min(below + 1, n - 1))])
+    result = []
+    for h, below in where:
+        a, b, t = stats[below], stats[min(below + 1, n - 1)], h - below
+        d = float(flat.dtype.type(b) - flat.dtype.type(a))
+        result.append(a + d * t if t < 0.5 else b - d * (1 - t))
+    return result
 
 
 def _float_tensor(img: Any) -> tuple[torch.Tensor, torch.Tensor]:
