@@ -180,7 +180,7 @@ def _singular(path: str | os.PathLike, affine: np.ndarray) -> InputError | None:
     )
 
 
-def check_nifti_header(path: str | os.PathLike) -> None:
+def check_nifti_header(path: str | os.PathLike) -> nib.spatialimages.SpatialImage:
     """Refuse a NIfTI file whose header cannot be right, before a reader allocates memory for it or works around it.
 
     - Too small for the image its header describes (a corrupt or truncated file, or a header claiming e.g. 1000^3
@@ -189,6 +189,9 @@ def check_nifti_header(path: str | os.PathLike) -> None:
       uncompressed size is not known without reading it all).
     - A singular affine (a zero voxel spacing): MONAI's reader would silently replace it by one made from the voxel
       sizes, and the sCT would be written on a grid the MR does not have.
+
+    Returns:
+        The image as nibabel loaded it (its header; the voxels are read only when asked for).
 
     Raises:
         InputError: the file is shorter than its header says, has no NIfTI header, or a singular affine.
@@ -212,6 +215,7 @@ def check_nifti_header(path: str | os.PathLike) -> None:
     singular = _singular(path, img.affine)
     if singular is not None:
         raise singular
+    return img
 
 
 def _check_ndim(path: str | os.PathLike, shape: tuple[int, ...], ndim: int | None) -> None:
@@ -232,8 +236,7 @@ def read_geometry(path: str | os.PathLike, ndim: int | None = None) -> tuple[tup
     if reader_for(path) != "NibabelReader":
         array, affine = read_image(path, ndim)
         return tuple(array.shape), affine
-    check_nifti_header(path)
-    img = nib.load(str(path))
+    img = check_nifti_header(path)
     _check_ndim(path, img.shape, ndim)
     return tuple(img.shape), np.asarray(img.affine, dtype=np.float64)
 
