@@ -35,7 +35,7 @@ def test_config_is_the_papers_recipe():
     assert parser.get_parsed_content("learning_rate") == 1e-5
     assert parser.get_parsed_content("gan#lr_lambda")(150) == 1.0  # constant LR
     terms = parser.get_parsed_content("generator_losses")
-    assert set(terms) == {"mae", "ssim", "adv", "bone"} and terms["bone"]["weight"] == 0.0  # bone: measured, off
+    assert set(terms) == {"mae", "ssim", "adv"}
     assert isinstance(terms["mae"]["loss"], DensityWeightedL1Loss)
     inferer = parser.get_parsed_content("validate#inferer")
     assert type(inferer).__name__ == "SlidingWindowInferer" and inferer.overlap == 0.5 and inferer.mode == "gaussian"

@@ -6,16 +6,13 @@ For an image x and percentiles p_lo, p_hi (in %):
 
 with P the linear-interpolation percentile (numpy's default, as MONAI). MONAI computes the two percentiles in two
 calls, each a full partition of a copy of the volume, then scales in five out-of-place passes: about 0.6 s for a
-256 x 256 x 180 MR on a 2-core CPU, a third of everything inference does per volume besides the network. Here both
-percentiles come from one partition (numpy's ``percentile`` with both ``q``: the same order statistics, the same
-interpolation) and the scaling runs in place on one new tensor, in MONAI's order of operations, so the output equals
-MONAI's to the bit (``tests/test_percentile_scale.py``). Small images (<= 1e6 voxels) go through ``torch.quantile``
-as in MONAI.
-
-Large images skip the full partition too (:func:`percentiles`): the two order statistics each percentile interpolates
-are found inside brackets taken from a sorted random sample (the values below a bracket counted, those inside it
-partitioned: a few vectorised passes instead of a selection over every voxel, 0.11 -> 0.03 s for such a volume), then
-interpolated with numpy's formula; a bracket that misses the rank (rare) falls back to the full partition.
+256 x 256 x 180 MR on a 2-core CPU, a third of everything inference does per volume besides the network. Here a
+large image's two percentiles come from its order statistics found without a full partition (:func:`percentiles`: the
+two values each percentile interpolates are found inside brackets taken from a sorted random sample, the values below
+a bracket counted and those inside it partitioned, then interpolated with numpy's formula; a bracket that misses its
+rank, rarely, falls back to the full partition; 0.11 -> 0.03 s for such a volume), and the scaling runs in place on
+one new tensor, in MONAI's order of operations, so the output equals MONAI's to the bit
+(``tests/test_percentile_scale.py``). Small images (<= 1e6 voxels) go through ``torch.quantile`` as in MONAI.
 
 ``ScaleRanged`` is MONAI's ``ScaleIntensityRanged`` with both ranges given, scaled the same way (0.15 -> 0.03 s for
 the sCT of such a volume, from the network's range to HU).
