@@ -165,7 +165,8 @@ def start(outputs: Sequence[str | os.PathLike] = ()) -> None:
     """Called first in our configs' ``initialize``: under ``python -m monai.bundle run ...``, a ``--key value`` that
     names no key of the config stops the run with one line suggesting the close match and exit code 2 (``--epoch 1``
     would otherwise train the default number of epochs), and so does a value that the setting cannot take
-    (``--epochs 0``, ``--precision bf17``: :func:`custom.config_keys.check_override_values`), before any work. Anywhere
+    (``--epochs 0``, ``--precision bf17``: :func:`custom.config_keys.check_override_values`), or ``None`` (``--minutes
+    None``: MONAI's runner drops it and keeps the configured value), before any work. Anywhere
     else (tests, MONAI Label, ``custom infer``, which checks its own overrides) it does nothing.
 
     It also makes every error that is the user's to fix (:func:`user_error`: bad data, checkpoint or output) end the
@@ -180,6 +181,9 @@ def start(outputs: Sequence[str | os.PathLike] = ()) -> None:
         return
     try:
         options = _long_options(sys.argv[1:])
+        # MONAI's runner drops a None given on its command line (update_kwargs ignores None): --minutes None would
+        # silently keep the configured budget
+        dropped = [k for k, v in options.items() if v is None and k not in MONAI_RUN_OPTIONS]
         from monai.bundle import ConfigParser
 
         if options.get("args_file"):
@@ -192,6 +196,12 @@ def start(outputs: Sequence[str | os.PathLike] = ()) -> None:
         config = ConfigParser.load_config_files(files)
         overrides = {k: v for k, v in options.items() if k not in MONAI_RUN_OPTIONS}
         check_overrides(config, list(overrides), where=f"the config {files}")
+        if dropped:
+            key = dropped[0]
+            raise InputError(
+                f"--{key} None: python -m monai.bundle run ignores None on its command line, so {key} would keep "
+                f'its configured value; put "{key}": null in a JSON file listed last in --config_file instead'
+            )
         check_override_values(config, overrides, where=f"the config {files}")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -59,3 +59,24 @@ def test_values_out_of_a_settings_range_are_refused():
     for value in (0, 1, 1.5):  # the weight average's momentum is open at both ends (ignite refuses 0 and 1)
         with pytest.raises(InputError, match=r"ema_momentum .*expected a number in \(0, 1\)"):
             check_override_values(config, {"ema_momentum": value}, where="train")
+
+
+def test_monai_bundle_run_refuses_a_none_it_would_drop(monkeypatch, capsys, tmp_path):
+    """MONAI's runner ignores ``--minutes None`` (its update_kwargs drops None), so the 25-minute budget of a quick
+    recipe would stay: start() stops with one line instead of training to the budget the user meant to remove."""
+    from custom import monai_run
+
+    config = str(ROOT / "bundles" / "pix2pix_ngf" / "configs" / "train.json")
+    argv = ["/venv/lib/monai/bundle/__main__.py", "run", "training", "--config_file", config]
+    monkeypatch.setattr(sys, "argv", argv + ["--minutes", "None"])
+    with pytest.raises(SystemExit) as stopped:
+        monai_run.start([tmp_path / "models"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "--minutes None" in err and '"minutes": null' in err
+    monkeypatch.setattr(sys, "argv", argv + ["--minutes", "5"])  # a number passes (and start() installs its hooks)
+    try:
+        monai_run.start([tmp_path / "models"])
+    finally:
+        monai_run.end()
+    assert capsys.readouterr().err == ""
