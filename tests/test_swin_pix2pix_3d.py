@@ -26,6 +26,17 @@ def test_density_weighted_mae_weighs_bone_more_than_air():
         DensityWeightedL1Loss(value_range=(1.0, 1.0))
 
 
+def test_density_weight_floor_keeps_the_bottom_of_the_window_in_the_loss():
+    target = torch.tensor([-1.0, 0.0, 1.0])  # grey level 0 (fat and air in an 8-bit brain window), mid, top
+    values = DensityWeightedL1Loss(min_weight=0.25)(target + 0.2, target)
+    torch.testing.assert_close(values, (0.25 + 0.75 * (1 + target) / 2) * 0.2)  # m + (1 - m) W
+    assert values[0] > 0.0 and values[2] > values[1] > values[0]
+    plain = DensityWeightedL1Loss(min_weight=1.0)(target + 0.2, target)
+    torch.testing.assert_close(plain, torch.full_like(target, 0.2))  # m = 1 is the plain L1
+    with pytest.raises(ValueError, match="min_weight"):
+        DensityWeightedL1Loss(min_weight=1.5)
+
+
 def test_config_is_the_papers_recipe():
     parser = ConfigParser()
     parser.read_config(str(bundle_configs(BUNDLE) / "train.json"))
