@@ -83,6 +83,8 @@ def test_thin_stacked_eight_bit_volumes_train_and_infer(tmp_path):
     assert not workflow.check_properties()
     sample = workflow.parser.get_parsed_content("train#dataset")[0][0]
     assert tuple(sample["image"].shape[1:]) == (32, 32, 32)  # 6 slices padded to the patch
+    # fat and air sit at grey level 0 in an 8-bit brain window: the recipe keeps them in the MAE with a floor
+    assert workflow.parser.get_parsed_content("generator_losses#mae#loss").min_weight == 0.25
     workflow.run()
     model = work / "models" / "model.pt"
     record = json.loads(model.with_suffix(".json").read_text())["config"]
