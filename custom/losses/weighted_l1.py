@@ -13,10 +13,10 @@ by element::
 ``m + (1 - m) · W``: the weights still rise with density, but no tissue weighs 0. This matters for a CT window whose
 bottom is tissue rather than air: in an 8-bit brain window fat and air are both at grey level 0, so the paper's
 weight ignores their errors entirely, where the HU window ``[-1024, 3000]`` gives fat about 0.23. ``m = 1`` is the
-plain L1. The loss is element-wise (``reduction="none"``, the default)
-so that ``custom.losses.LossRecipe`` can restrict it to the body mask; ``"mean"`` and ``"sum"`` reduce it here.
-Air (``G = a``) gets weight 0: the term alone does not teach the generator the background, which the SSIM and
-adversarial terms of the recipe (and the body mask at inference) take care of.
+plain L1. The loss is element-wise (``reduction="none"``, the default) so that ``custom.losses.LossRecipe`` can
+restrict it to the body mask; ``"mean"`` and ``"sum"`` reduce it here. With the paper's weight, air (``G = a``) gets
+weight 0: the term alone does not teach the generator the background, which the SSIM and adversarial terms of the
+recipe (and the body mask at inference) take care of.
 """
 
 from __future__ import annotations
