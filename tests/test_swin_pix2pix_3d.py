@@ -37,6 +37,23 @@ def test_density_weight_floor_keeps_the_bottom_of_the_window_in_the_loss():
         DensityWeightedL1Loss(min_weight=1.5)
 
 
+def test_eight_bit_recipe_maps_the_window_inside_tanh():
+    """train_stacked.json maps grey levels 0-255 onto [-0.8, 0.8], inside tanh's (-1, 1): bone at 255 (99-100 % of the
+    AANLIB bone pixels) is then reached at tanh 0.8, not at its asymptote; inference clips what lies beyond the window."""
+    parser = ConfigParser()
+    parser.read_config([str(bundle_configs(BUNDLE) / f) for f in ("train.json", "train_stacked.json")])
+    unit_range = parser.get_parsed_content("unit_range")
+    assert -1.0 < unit_range[0] < unit_range[1] < 1.0
+    mae = parser.get_parsed_content("generator_losses#mae#loss")
+    assert (mae.low, mae.high) == tuple(unit_range)  # the density weight W = (G - a) / (b - a) follows the range
+    inference = ConfigParser()
+    inference.read_config(str(bundle_configs(BUNDLE) / "inference.json"))
+    inference.update({"unit_range": unit_range, "ct_window": [0, 255]})  # as a stacked model's model.json sets them
+    to_grey_levels = inference.get_parsed_content("pred_to_ct_range")
+    pred = torch.tensor([[-1.0, unit_range[0], 0.0, unit_range[1], 1.0]])
+    torch.testing.assert_close(to_grey_levels({"pred": pred})["pred"], torch.tensor([[0.0, 0.0, 127.5, 255.0, 255.0]]))
+
+
 def test_config_is_the_papers_recipe():
     parser = ConfigParser()
     parser.read_config(str(bundle_configs(BUNDLE) / "train.json"))
@@ -88,7 +105,7 @@ def test_thin_stacked_eight_bit_volumes_train_and_infer(tmp_path):
     workflow.run()
     model = work / "models" / "model.pt"
     record = json.loads(model.with_suffix(".json").read_text())["config"]
-    assert record["eight_bit"] is True and record["ct_window"] == [0, 255]
+    assert record["eight_bit"] is True and record["ct_window"] == [0, 255] and record["unit_range"] == [-0.8, 0.8]
     source = tmp_path / "stack" / "3" / "mr.nii.gz"
     (written,) = run_bundle_inference(ROOT / "bundles" / BUNDLE, ckpt=model, dataset_dir=str(source),
                                       output_dir=str(tmp_path / "out"))  # fmt: skip
