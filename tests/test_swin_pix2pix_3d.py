@@ -39,7 +39,7 @@ def test_density_weight_floor_keeps_the_bottom_of_the_window_in_the_loss():
 
 def test_eight_bit_recipe_maps_the_window_inside_tanh():
     """train_stacked.json maps grey levels 0-255 onto [-0.8, 0.8], inside tanh's (-1, 1): bone at 255 (99-100 % of the
-    AANLIB bone pixels) is then reached at tanh 0.8, not at its asymptote; inference clips what lies beyond the window."""
+    AANLIB bone pixels) is reached at tanh 0.8, not at its asymptote; inference clips what lies beyond the window."""
     parser = ConfigParser()
     parser.read_config([str(bundle_configs(BUNDLE) / f) for f in ("train.json", "train_stacked.json")])
     unit_range = parser.get_parsed_content("unit_range")
