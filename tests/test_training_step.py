@@ -25,8 +25,14 @@ from monai.networks.nets import PatchDiscriminator
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from custom.bundles import flat_config
-from custom.networks import ChannelsLastInstanceNorm, Generator, MultiScaleDiscriminator, for_training
-from custom.networks.channels_last_norm import CHANNELS_LAST_KERNEL_MULTIPLE, use_channels_last_instance_norm
+from custom.networks import (
+    ChannelsLastInstanceNorm,
+    Generator,
+    MultiScaleDiscriminator,
+    channels_last_norm,
+    for_training,
+)
+from custom.networks.channels_last_norm import use_channels_last_instance_norm
 
 TOLERANCE = {"fp64": 1e-9, "fp32": 1e-2, "bf16": 3e-2}
 
@@ -213,11 +219,16 @@ def test_a_one_channel_input_enters_in_channels_last_strides():
 @pytest.mark.parametrize("affine", [False, True])
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("channels", [5, 16])
-def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_bit(dtype, affine, dims, channels):
+@pytest.mark.parametrize("multiple", [16, 1])
+def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_bit(
+    dtype, affine, dims, channels, multiple, monkeypatch
+):
     """The norm's forward writes each sample into one tensor instead of concatenating per-sample results; the values
-    are the concatenation's exactly (the same kernels, called the same way): the channels-last kernel for 16 channels,
-    the NCHW kernel for 5 (PyTorch's channels-last kernel is slow for channel counts that are not a multiple of 16);
+    are the concatenation's exactly (the same kernels, called the same way): with the AVX512 rule (multiple 16) the
+    channels-last kernel for 16 channels and the NCHW kernel for 5 (PyTorch's channels-last kernel is slow there for
+    channel counts that are not a multiple of 16), with the AVX2 rule (multiple 1) the channels-last kernel for both;
     the output and the gradient stay channels-last either way."""
+    monkeypatch.setattr(channels_last_norm, "CHANNELS_LAST_KERNEL_MULTIPLE", multiple)
     torch.manual_seed(0)
     norm = ChannelsLastInstanceNorm(channels, affine=affine)
     if affine:
@@ -226,7 +237,8 @@ def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_
             norm.bias.uniform_(-0.5, 0.5)
     shape = (3, channels, 12, 10) if dims == 2 else (3, channels, 6, 8, 4)
     layout = torch.channels_last if dims == 2 else torch.channels_last_3d
-    kernel_layout = layout if channels % CHANNELS_LAST_KERNEL_MULTIPLE == 0 else torch.contiguous_format
+    kernel_layout = layout if channels % multiple == 0 else torch.contiguous_format
+    assert channels_last_norm.runs_nchw_kernel(torch.empty(shape)) == (channels % multiple != 0)
     x = (torch.randn(shape) * 2 + 1).to(dtype).contiguous(memory_format=layout)
     weights = torch.randn(shape).to(dtype).contiguous(memory_format=layout)  # as a convolution's gradient
     x_ours, x_cat = x.clone().requires_grad_(), x.clone().requires_grad_()

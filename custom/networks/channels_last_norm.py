@@ -14,11 +14,13 @@ slice of one output tensor (:class:`_PerSampleBatchNorm`): no concatenation forw
 forward and backward cost 4 % of the pix2pix_ngf step), the same values bit for bit. PyTorch's channels-last
 batch-norm CPU kernel is vectorised over the channels and, when their number is not a multiple of 16, is 5-20x slower
 than its NCHW kernel (measured forward + backward, 2M voxels in bf16 or fp32: 6-21 ms against 0.9 ms for C = 8, 12,
-24; 1.3-1.6 ms for C = 16, 32, ..., 128); for such channel counts (swin_pix2pix_3d's 12 and 24) each sample is
-normalised in NCHW layout, between a copy in and a copy out (:data:`CHANNELS_LAST_KERNEL_MULTIPLE`). Same formula, same
-parameters
-(``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float rounding in
-fp32 and to one bf16 rounding of the output under bf16 autocast.
+24; 1.3-1.6 ms for C = 16, 32, ..., 128, on an AVX512 CPU); for such channel counts (swin_pix2pix_3d's 12 and 24)
+each sample is normalised in NCHW layout, between a copy in and a copy out (:data:`CHANNELS_LAST_KERNEL_MULTIPLE`). On a
+CPU whose vector unit is AVX2 the channels-last kernel is only 1.5x slower than the NCHW one for 12 channels (fp32,
+forward + backward of 12 x 192 x 192 x 32: 157 against 102 ms), less than the copies cost, so every channel count runs
+it there (swin_pix2pix_3d's quick training step: 0.90-0.91 of the time, two paired runs). Same formula, same
+parameters (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float
+rounding in fp32 and to one bf16 rounding of the output under bf16 autocast.
 
 Measured on the pix2pix_ngf training step (2-core AVX512-BF16/AMX CPU, batch 4 of 256², bf16): with the channels-last
 layout and inputs (:func:`custom.networks.for_training`) the step takes 0.55-0.64 of the plain NCHW step's time
@@ -31,10 +33,21 @@ import torch
 
 from custom.networks.layout import CHANNELS_LAST
 
-__all__ = ["CHANNELS_LAST_KERNEL_MULTIPLE", "ChannelsLastInstanceNorm", "use_channels_last_instance_norm"]
+__all__ = [
+    "CHANNELS_LAST_KERNEL_MULTIPLE",
+    "ChannelsLastInstanceNorm",
+    "runs_nchw_kernel",
+    "use_channels_last_instance_norm",
+]
 
-# channel counts that are a multiple of this run the channels-last batch-norm kernel; others run the NCHW one
-CHANNELS_LAST_KERNEL_MULTIPLE = 16
+# channel counts that are a multiple of this run the channels-last batch-norm kernel; others run the NCHW one (CPU
+# tensors: measured on AVX512 and AVX2, see the module docstring; other devices keep 16)
+CHANNELS_LAST_KERNEL_MULTIPLE = 1 if torch.backends.cpu.get_cpu_capability() == "AVX2" else 16
+
+
+def runs_nchw_kernel(x: torch.Tensor) -> bool:
+    """Whether the per-sample norm of the channels-last ``x`` runs PyTorch's NCHW kernel (between a copy in and out)."""
+    return x.shape[1] % (CHANNELS_LAST_KERNEL_MULTIPLE if x.device.type == "cpu" else 16) != 0
 
 
 class ChannelsLastInstanceNorm(torch.nn.Module):
@@ -95,7 +108,7 @@ class _PerSampleBatchNorm(torch.autograd.Function):
     def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
         layout = CHANNELS_LAST.get(x.dim())
         ctx.layout = layout if layout is not None and x.is_contiguous(memory_format=layout) else None
-        if ctx.layout is not None and x.shape[1] % CHANNELS_LAST_KERNEL_MULTIPLE:
+        if ctx.layout is not None and runs_nchw_kernel(x):
             x = x.contiguous()  # the NCHW kernel (see the module docstring); the output goes back to channels-last
         out = torch.empty_like(x)
         # the kernel keeps the statistics in the weight's dtype, or the input's without weights
