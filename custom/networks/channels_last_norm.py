@@ -18,7 +18,8 @@ than its NCHW kernel (measured forward + backward, 2M voxels in bf16 or fp32: 6-
 each sample is normalised in NCHW layout, between a copy in and a copy out (:data:`CHANNELS_LAST_KERNEL_MULTIPLE`). On a
 CPU whose vector unit is AVX2 the channels-last kernel is only 1.5x slower than the NCHW one for 12 channels (fp32,
 forward + backward of 12 x 192 x 192 x 32: 157 against 102 ms), less than the copies cost, so every channel count runs
-it there (swin_pix2pix_3d's quick training step: 0.90-0.91 of the time, two paired runs). Same formula, same
+it there (swin_pix2pix_3d's quick recipe: its generator's forward + backward 0.94 of the time, best of 8 alternated
+steps; the whole training step 0.90-1.06, median 0.94, six alternated pairs on a noisy machine). Same formula, same
 parameters (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float
 rounding in fp32 and to one bf16 rounding of the output under bf16 autocast.
 
