@@ -228,7 +228,7 @@ def test_per_sample_norm_writes_the_concatenated_per_sample_batch_norms_bit_for_
     channels-last kernel for 16 channels and the NCHW kernel for 5 (PyTorch's channels-last kernel is slow there for
     channel counts that are not a multiple of 16), with the AVX2 rule (multiple 1) the channels-last kernel for both;
     the output and the gradient stay channels-last either way."""
-    monkeypatch.setattr(channels_last_norm, "CHANNELS_LAST_KERNEL_MULTIPLE", multiple)
+    monkeypatch.setattr(channels_last_norm, "CPU_CHANNELS_LAST_KERNEL_MULTIPLE", multiple)
     torch.manual_seed(0)
     norm = ChannelsLastInstanceNorm(channels, affine=affine)
     if affine:

@@ -18,8 +18,9 @@ than its NCHW kernel (measured forward + backward, 2M voxels in bf16 or fp32: 6-
 each sample is normalised in NCHW layout, between a copy in and a copy out (:data:`CHANNELS_LAST_KERNEL_MULTIPLE`). On a
 CPU whose vector unit is AVX2 the channels-last kernel is only 1.5x slower than the NCHW one for 12 channels (fp32,
 forward + backward of 12 x 192 x 192 x 32: 157 against 102 ms), less than the copies cost, so every channel count runs
-it there (swin_pix2pix_3d's quick recipe: its generator's forward + backward 0.94 of the time, best of 8 alternated
-steps; the whole training step 0.90-1.06, median 0.94, six alternated pairs on a noisy machine). Same formula, same
+it there (:data:`CPU_CHANNELS_LAST_KERNEL_MULTIPLE`; swin_pix2pix_3d's quick recipe: its generator's forward +
+backward 0.94 of the time, best of 8 alternated steps; the whole training step 0.90-1.06, median 0.94, six alternated
+pairs on a noisy machine). Same formula, same
 parameters (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float
 rounding in fp32 and to one bf16 rounding of the output under bf16 autocast.
 
@@ -36,19 +37,25 @@ from custom.networks.layout import CHANNELS_LAST
 
 __all__ = [
     "CHANNELS_LAST_KERNEL_MULTIPLE",
+    "CPU_CHANNELS_LAST_KERNEL_MULTIPLE",
     "ChannelsLastInstanceNorm",
     "runs_nchw_kernel",
     "use_channels_last_instance_norm",
 ]
 
-# channel counts that are a multiple of this run the channels-last batch-norm kernel; others run the NCHW one (CPU
-# tensors: measured on AVX512 and AVX2, see the module docstring; other devices keep 16)
-CHANNELS_LAST_KERNEL_MULTIPLE = 1 if torch.backends.cpu.get_cpu_capability() == "AVX2" else 16
+# channel counts that are a multiple of this run the channels-last batch-norm kernel; others run the NCHW one
+# (measured on AVX512 CPUs; other devices keep it, unmeasured)
+CHANNELS_LAST_KERNEL_MULTIPLE = 16
+# the same for CPU tensors: on AVX2 the copies cost more than the slower kernel, so every channel count runs it
+CPU_CHANNELS_LAST_KERNEL_MULTIPLE = (
+    1 if torch.backends.cpu.get_cpu_capability() == "AVX2" else CHANNELS_LAST_KERNEL_MULTIPLE
+)
 
 
 def runs_nchw_kernel(x: torch.Tensor) -> bool:
     """Whether the per-sample norm of the channels-last ``x`` runs PyTorch's NCHW kernel (between a copy in and out)."""
-    return x.shape[1] % (CHANNELS_LAST_KERNEL_MULTIPLE if x.device.type == "cpu" else 16) != 0
+    multiple = CPU_CHANNELS_LAST_KERNEL_MULTIPLE if x.device.type == "cpu" else CHANNELS_LAST_KERNEL_MULTIPLE
+    return x.shape[1] % multiple != 0
 
 
 class ChannelsLastInstanceNorm(torch.nn.Module):
@@ -102,8 +109,8 @@ class _PerSampleBatchNorm(torch.autograd.Function):
     writing into its slice of one output (the ``out=`` variant of ATen's ``native_batch_norm``), so that the forward
     does not concatenate per-sample results. Values are those of
     ``torch.cat([F.batch_norm(s, None, None, weight, bias, True, 0.0, eps) for s in x.split(1)])`` bit for bit, with
-    ``x`` in NCHW layout when it is channels-last with a channel count that is not a multiple of
-    :data:`CHANNELS_LAST_KERNEL_MULTIPLE`; the output and the gradient are in ``x``'s layout."""
+    ``x`` in NCHW layout when it is channels-last and :func:`runs_nchw_kernel` says so (its channel count is not a
+    multiple of the device's); the output and the gradient are in ``x``'s layout."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
