@@ -201,7 +201,7 @@ VALUE_RULES: dict[str, Rule] = {
     **{key: _switch for key in ("amp", "resume", "allow_overlap", "background_io", "channels_last", "crop_to_mask",
                                 "eight_bit", "cc_squared", "uncertainty")},
     "tta": _choice("none", "flip"),
-    "combine": _choice("mean", "median", "bone_vote"),
+    "combine": _choice("mean", "median", "bone_vote", "bone_half"),
     "tta_axes": _axes,
     "ensemble_ckpts": _paths,
     "precision": _precision,

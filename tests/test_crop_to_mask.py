@@ -130,12 +130,15 @@ def test_swin_inference_crops_to_the_case_mask():
         parser.update({"crop_to_mask": crop, "patch_size": [16, 16, 16], "device": "$torch.device('cpu')"})
         inferer, prepare = parser.get_parsed_content("inferer"), parser.get_parsed_content("evaluator#prepare_batch")
         assert parser.get_parsed_content("model_inferer#background") == -1.0  # air in the network's output units
+        assert inferer.flips == [(), (0,)] and inferer.combine == "bone_half"  # the default: left-right flips
         counted = []
 
-        def network(x: torch.Tensor) -> torch.Tensor:
-            counted.append(x.shape[0])
-            return torch.tanh(x)
+        class Network(torch.nn.Module):  # a module: the default test-time flips wrap it in an ensemble
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                counted.append(x.shape[0])
+                return torch.tanh(x)
 
+        network = Network()
         image, _, args, kwargs = prepare({"image": torch.rand(1, 1, 40, 36, 30), "mask": _mask()})
         out = inferer(image, network, *args, **kwargs)
         assert out.shape == image.shape

@@ -103,10 +103,32 @@ def test_bone_vote_keeps_majority_bone_and_is_the_mean_elsewhere():
     out = Ensemble(members, combine="bone_vote", bone_level=0.9)(x)[0, 0, 0]
     torch.testing.assert_close(out, torch.tensor([(0.92 + 0.96 + 0.99) / 3, 1.55 / 4, 2.2 / 4]))
     assert Ensemble(members, combine="mean")(x)[0, 0, 0, 0] < 0.9  # what the rule is for
-    with pytest.raises(ValueError, match="bone_level"):
-        Ensemble(members, combine="bone_vote")
-    with pytest.raises(InputError, match="bone_level"):
-        EnsembleInferer(None, combine="bone_vote")
+    # bone_half: the tie (two of four, third voxel) is bone too; a single vote (second voxel) is not
+    out = Ensemble(members, combine="bone_half", bone_level=0.9)(x)[0, 0, 0]
+    torch.testing.assert_close(out, torch.tensor([(0.92 + 0.96 + 0.99) / 3, 1.55 / 4, (0.95 + 0.95) / 2]))
+    for rule in ("bone_vote", "bone_half"):
+        with pytest.raises(ValueError, match="bone_level"):
+            Ensemble(members, combine=rule)
+        with pytest.raises(InputError, match="bone_level"):
+            EnsembleInferer(None, combine=rule)
+
+
+def test_bone_half_with_one_model_and_its_flip_keeps_either_bone():
+    """N = 2 (one model, left-right flip): bone_half keeps a voxel that either prediction calls bone (the mean of the
+    bone values), bone_vote only where both do; where neither does, both are the plain mean."""
+
+    class LeftBone(torch.nn.Module):  # bone on the left column only, whatever the input: not flip-equivariant
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tensor([0.95, 0.5]).view(1, 1, 1, 2).expand_as(x).clone()
+
+    x = torch.zeros(1, 1, 1, 2)
+    flips = flip_variants("flip", [1])
+    half = Ensemble([LeftBone()], flips, combine="bone_half", bone_level=0.9)(x)
+    torch.testing.assert_close(half, torch.full_like(x, 0.95))
+    vote = Ensemble([LeftBone()], flips, combine="bone_vote", bone_level=0.9)(x)
+    torch.testing.assert_close(vote, torch.full_like(x, 0.725))
+    below = Ensemble([LeftBone()], flips, combine="bone_half", bone_level=0.96)(x)
+    torch.testing.assert_close(below, torch.full_like(x, 0.725))
 
 
 def test_bad_ensemble_arguments():

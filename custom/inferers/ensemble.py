@@ -35,12 +35,12 @@ class EnsembleInferer(Inferer):
         tta: ``"none"`` or ``"flip"`` (the identity and the flips along ``tta_axes``, see
             :func:`custom.networks.flip_variants`).
         tta_axes: spatial axes to flip (0 = the first spatial axis: left-right in RAS volumes and PNG slices).
-        combine: ``"mean"``, ``"median"`` or ``"bone_vote"`` over members x flips.
+        combine: ``"mean"``, ``"median"``, ``"bone_vote"`` or ``"bone_half"`` over members x flips.
         uncertainty: also return the standard deviation over members x flips as a second channel.
-        bone_level: the bone threshold of ``"bone_vote"`` in the network's output units.
+        bone_level: the bone threshold of the bone rules in the network's output units.
 
     Raises:
-        InputError: an unknown ``tta`` or ``combine``, ``"bone_vote"`` without ``bone_level``, a non-boolean
+        InputError: an unknown ``tta`` or ``combine``, a bone rule without ``bone_level``, a non-boolean
             ``uncertainty``.
     """
 
@@ -55,7 +55,7 @@ class EnsembleInferer(Inferer):
         bone_level: float | None = None,
     ) -> None:
         from custom.config_keys import flag
-        from custom.networks import COMBINE_RULES, flip_variants
+        from custom.networks import BONE_RULES, COMBINE_RULES, flip_variants
 
         super().__init__()
         try:
@@ -64,8 +64,8 @@ class EnsembleInferer(Inferer):
             raise InputError(str(e)) from None
         if combine not in COMBINE_RULES:
             raise InputError(f"combine {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
-        if combine == "bone_vote" and bone_level is None:
-            raise InputError("combine 'bone_vote' needs bone_level (bone_threshold in the network's units)")
+        if combine in BONE_RULES and bone_level is None:
+            raise InputError(f"combine {combine!r} needs bone_level (bone_threshold in the network's units)")
         self.inferer = inferer
         self.member_weights = list(member_weights)
         self.combine = combine

@@ -5,7 +5,7 @@ fast inference; the choice of precision; ensembles and test-time flips with thei
 
 from .channels_last_norm import ChannelsLastInstanceNorm
 from .distributed import for_training
-from .ensemble import COMBINE_RULES, Ensemble, flip_variants
+from .ensemble import BONE_RULES, COMBINE_RULES, Ensemble, flip_variants
 from .generator import Generator
 from .inference_network import prepare_for_inference
 from .multiscale_discriminator import MultiScaleDiscriminator
@@ -15,6 +15,7 @@ from .resnet_generator import ResNetGenerator
 from .slice_context import SliceContextGenerator
 
 __all__ = [
+    "BONE_RULES",
     "COMBINE_RULES",
     "ChannelsLastInstanceNorm",
     "PRECISIONS",

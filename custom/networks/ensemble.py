@@ -11,6 +11,10 @@ identity and flips: T_a^{-1} = T_a), the prediction at a voxel is a combination 
   the bone level b; there the mean of those values only, y = mean{y_{m,a} : y_{m,a} >= b}. Averaging members whose
   skull edges do not coincide pulls edge voxels below b (bone Dice falls); with this rule a voxel that most
   predictions call bone stays bone, and every other voxel is the plain mean;
+- ``combine="bone_half"``: as ``"bone_vote"``, but a tie counts as bone (at least half of the N values at or above b).
+  The two differ only when N is even; for N = 2 (one model and its left-right flip) ``"bone_vote"`` needs both
+  predictions to call a voxel bone, ``"bone_half"`` either, so mirrored skull edges that do not coincide stay bone
+  (swin_pix2pix_3d's default, measured in its docs);
 - the uncertainty is their standard deviation, s = sqrt((1/N) sum (y_{m,a} - mean)^2) (the population form, so N
   identical values give exactly 0, and a single prediction 0).
 
@@ -32,9 +36,10 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["COMBINE_RULES", "TTA_CHOICES", "Ensemble", "flip_variants"]
+__all__ = ["BONE_RULES", "COMBINE_RULES", "TTA_CHOICES", "Ensemble", "flip_variants"]
 
-COMBINE_RULES = ("mean", "median", "bone_vote")
+COMBINE_RULES = ("mean", "median", "bone_vote", "bone_half")
+BONE_RULES = ("bone_vote", "bone_half")
 TTA_CHOICES = ("none", "flip")
 
 
@@ -63,15 +68,15 @@ class Ensemble(torch.nn.Module):
         members: the networks (same input and output channels); they run one after the other on each input, so memory
             holds one member's activations at a time.
         flips: the augmentations, each as the spatial axes it flips (:func:`flip_variants`); ``[()]`` for none.
-        combine: ``"mean"``, ``"median"`` or ``"bone_vote"`` (see the module docstring).
+        combine: ``"mean"``, ``"median"``, ``"bone_vote"`` or ``"bone_half"`` (see the module docstring).
         uncertainty: also return the standard deviation over members x augmentations as a second channel.
-        bone_level: b of ``"bone_vote"``, in the network's output units (e.g. 250 HU mapped by the CT window).
+        bone_level: b of the bone rules, in the network's output units (e.g. 250 HU mapped by the CT window).
 
     Input ``(B, C, *spatial)``; output ``(B, 1, *spatial)``, or ``(B, 2, *spatial)`` (prediction, spread) with
     ``uncertainty``.
 
     Raises:
-        ValueError: no member, no augmentation, an unknown combine rule, ``"bone_vote"`` without a bone level, or a
+        ValueError: no member, no augmentation, an unknown combine rule, a bone rule without a bone level, or a
             member whose output has more than one channel.
     """
 
@@ -90,8 +95,8 @@ class Ensemble(torch.nn.Module):
             raise ValueError("Ensemble: no augmentation (use [()] for none)")
         if combine not in COMBINE_RULES:
             raise ValueError(f"combine {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
-        if combine == "bone_vote" and bone_level is None:
-            raise ValueError("combine 'bone_vote' needs bone_level (the bone threshold in the network's units)")
+        if combine in BONE_RULES and bone_level is None:
+            raise ValueError(f"combine {combine!r} needs bone_level (the bone threshold in the network's units)")
         if not isinstance(uncertainty, bool):
             raise ValueError(f"uncertainty {uncertainty!r}: expected true or false")
         self.members = torch.nn.ModuleList(members)
@@ -122,7 +127,8 @@ class Ensemble(torch.nn.Module):
         bone = stack >= self.bone_level
         votes = bone.sum(0)
         bone_mean = (stack * bone).sum(0) / votes.clamp(min=1)
-        return torch.where(2 * votes > stack.shape[0], bone_mean, mean)
+        quorum = 2 * votes >= stack.shape[0] if self.combine == "bone_half" else 2 * votes > stack.shape[0]
+        return torch.where(quorum, bone_mean, mean)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.size == 1 and not self.uncertainty:
