@@ -127,13 +127,14 @@ def test_swin_inference_crops_to_the_case_mask():
     for crop in (True, False):
         parser = ConfigParser()
         parser.read_config(str(ROOT / "bundles" / "swin_pix2pix_3d" / "configs" / "inference.json"))
-        parser.update({"crop_to_mask": crop, "patch_size": [16, 16, 16], "device": "$torch.device('cpu')"})
+        parser.update(
+            {"crop_to_mask": crop, "patch_size": [16, 16, 16], "device": "$torch.device('cpu')", "tta": "flip"}
+        )
         inferer, prepare = parser.get_parsed_content("inferer"), parser.get_parsed_content("evaluator#prepare_batch")
         assert parser.get_parsed_content("model_inferer#background") == -1.0  # air in the network's output units
-        assert inferer.flips == [(), (0,)] and inferer.combine == "bone_half"  # the default: left-right flips
         counted = []
 
-        class Network(torch.nn.Module):  # a module: the default test-time flips wrap it in an ensemble
+        class Network(torch.nn.Module):  # a module: the test-time flips wrap it in an ensemble
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 counted.append(x.shape[0])
                 return torch.tanh(x)
