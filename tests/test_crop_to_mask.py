@@ -118,23 +118,23 @@ def test_prepare_batch_passes_the_mask_only_when_there_is_one():
     assert PrepareBatchWithMask(mask_key=None)({"image": image, "mask": mask})[3] == {}
 
 
-def test_swin_inference_crops_to_the_case_mask():
+@pytest.mark.parametrize("tta", ["none", "flip"])
+def test_swin_inference_crops_to_the_case_mask(tta):
     """The bundle's inference config: with a case mask the network runs on the mask's box only (fewer windows), with
-    ``crop_to_mask false`` on the whole volume; the rest of the sCT is air (``FillOutsideMaskd`` afterwards)."""
+    ``crop_to_mask false`` on the whole volume; the rest of the sCT is air (``FillOutsideMaskd`` afterwards). The same
+    with test-time flips (one more pass per window)."""
     from monai.bundle import ConfigParser
 
     windows = {}
     for crop in (True, False):
         parser = ConfigParser()
         parser.read_config(str(ROOT / "bundles" / "swin_pix2pix_3d" / "configs" / "inference.json"))
-        parser.update(
-            {"crop_to_mask": crop, "patch_size": [16, 16, 16], "device": "$torch.device('cpu')", "tta": "flip"}
-        )
+        parser.update({"crop_to_mask": crop, "patch_size": [16, 16, 16], "device": "$torch.device('cpu')", "tta": tta})
         inferer, prepare = parser.get_parsed_content("inferer"), parser.get_parsed_content("evaluator#prepare_batch")
         assert parser.get_parsed_content("model_inferer#background") == -1.0  # air in the network's output units
         counted = []
 
-        class Network(torch.nn.Module):  # a module: the test-time flips wrap it in an ensemble
+        class Network(torch.nn.Module):  # a module: test-time flips wrap it in an ensemble
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 counted.append(x.shape[0])
                 return torch.tanh(x)

@@ -20,9 +20,9 @@ CPU whose vector unit is AVX2 the channels-last kernel is only 1.5x slower than 
 forward + backward of 12 x 192 x 192 x 32: 157 against 102 ms), less than the copies cost, so every channel count runs
 it there (:data:`CPU_CHANNELS_LAST_KERNEL_MULTIPLE`; swin_pix2pix_3d's quick recipe: its generator's forward +
 backward 0.94 of the time, best of 8 alternated steps; the whole training step 0.90-1.06, median 0.94, six alternated
-pairs on a noisy machine). Same formula, same
-parameters (``weight``/``bias`` of shape (C,) when affine, so a checkpoint loads either way), outputs equal to float
-rounding in fp32 and to one bf16 rounding of the output under bf16 autocast.
+pairs on a noisy machine). Same formula, same parameters (``weight``/``bias`` of shape (C,) when affine, so a
+checkpoint loads either way), outputs equal to float rounding in fp32 and to one bf16 rounding of the output under
+bf16 autocast.
 
 Measured on the pix2pix_ngf training step (2-core AVX512-BF16/AMX CPU, batch 4 of 256², bf16): with the channels-last
 layout and inputs (:func:`custom.networks.for_training`) the step takes 0.55-0.64 of the plain NCHW step's time
