@@ -109,8 +109,8 @@ def bench_network(
         def network(x: torch.Tensor) -> torch.Tensor:
             return eager(x.to(dtype)).float()
 
-    else:
-        network = parser.get_parsed_content("network")
+    else:  # as the config's inferer prepares the network it is handed
+        network = parser.get_parsed_content("prepare_network")(parser.get_parsed_content("network"))
     # one model, as the bundle runs it (the config's "inferer" wraps it for ensembles and test-time flips)
     inferer = parser.get_parsed_content("model_inferer" if "model_inferer" in parser else "inferer")
     whole_slices = not isinstance(inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
@@ -145,6 +145,7 @@ def ensemble_report(configs: Path, shape: tuple[int, int, int], repeats: int) ->
     precision = "bf16" if native_bf16("cpu") else "fp32"
     parser = _parsed(configs, {"precision": precision, "device": "$torch.device('cpu')"})
     network = parser.get_parsed_content("network")
+    prepare = parser.get_parsed_content("prepare_network")
     model_inferer = parser.get_parsed_content("model_inferer")
     whole_slices = not isinstance(model_inferer, SliceInferer) and parser["network_def"].get("spatial_dims") == 2
     volume = torch.rand(1, 1, *(shape[:2] if whole_slices else shape)) * 2 - 1
@@ -162,7 +163,8 @@ def ensemble_report(configs: Path, shape: tuple[int, int, int], repeats: int) ->
     single = None
     with torch.inference_mode():
         for name, others, tta, uncertainty in settings:
-            inferer = EnsembleInferer(model_inferer, [state] * others, tta=tta, uncertainty=uncertainty)
+            members = [state] * others
+            inferer = EnsembleInferer(model_inferer, members, tta=tta, uncertainty=uncertainty, prepare=prepare)
             inferer(volume if whole_slices else volume[..., :2], network)  # warm-up, builds the members
             seconds = float("inf")
             for _ in range(repeats):

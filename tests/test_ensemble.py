@@ -68,6 +68,28 @@ def test_an_ensemble_of_one_is_the_single_model():
     assert torch.equal(plain(x, net), net(x)) and calls == [net]  # nothing to combine: the network itself
 
 
+def test_the_inferer_prepares_the_network_it_is_handed_once_per_weights():
+    """Every path (custom infer, monai.bundle run, MONAI Label) hands the inferer the plain network; it runs
+    ``prepare(network)``, made once, and made again after weights are loaded into the network in place."""
+    prepared: list[torch.nn.Module] = []
+
+    def prepare(network: torch.nn.Module) -> torch.nn.Module:
+        prepared.append(Constant(float(network.value) * 10))  # a stand-in whose output shows it ran
+        return prepared[-1]
+
+    x = torch.zeros(1, 1, 4, 4)
+    network = Constant(1.0)
+    for tta in ("none", "flip"):
+        inferer = EnsembleInferer(lambda inputs, net: net(inputs), tta=tta, prepare=prepare)
+        prepared.clear()
+        assert torch.equal(inferer(x, network), torch.full_like(x, 10.0))
+        assert torch.equal(inferer(x, network), torch.full_like(x, 10.0)) and len(prepared) == 1
+        network.load_state_dict({"value": torch.tensor(2.0)})  # what a checkpoint loader does
+        assert torch.equal(inferer(x, network), torch.full_like(x, 20.0)) and len(prepared) == 2
+        network.load_state_dict({"value": torch.tensor(1.0)})
+    assert torch.equal(EnsembleInferer(lambda inputs, net: net(inputs))(x, network), torch.ones_like(x))  # no prepare
+
+
 def test_identical_members_have_zero_uncertainty():
     torch.manual_seed(0)
     net = torch.nn.Conv2d(1, 1, 3, padding=1)

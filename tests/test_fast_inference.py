@@ -225,3 +225,31 @@ def test_inference_config_takes_the_device_as_text(bundle):
     parser["device"] = "cpu"
     assert parser.get_parsed_content("inferer") is not None
     assert parser.get_parsed_content("network") is not None
+
+
+@pytest.mark.parametrize(
+    "bundle,tta,combine", [("pix2pix_ngf", "none", "bone_vote"), ("swin_pix2pix_3d", "flip", "bone_half")]
+)
+def test_the_config_inferer_runs_the_prepared_network_in_every_path(bundle, tta, combine):
+    """MONAI Label hands the config's ``inferer`` the plain ``network_def`` with the weights, as ``custom infer`` and
+    ``monai.bundle run`` hand it ``network``: in each the inferer runs ``prepare_network(network)``, so the output is
+    bit for bit the prepared network's, not the plain network's (which differs by float rounding, and a bone rule
+    can turn that into a jump of hundreds of HU)."""
+    from monai.bundle import ConfigParser
+
+    from custom.bundles import flat_config
+    from custom.networks import Ensemble, flip_variants
+
+    parser = ConfigParser(flat_config(ROOT / "bundles" / bundle / "configs" / "inference.json"))
+    parser.update({"device": "cpu", "tta": tta, "combine": combine})
+    torch.manual_seed(0)
+    plain = parser.get_parsed_content("network_def").eval()  # as MONAI Label builds it (the weights loaded)
+    inferer = parser.get_parsed_content("inferer")
+    model_inferer = parser.get_parsed_content("model_inferer")
+    x = torch.rand(1, 1, 64, 64, 32 if bundle == "swin_pix2pix_3d" else 2) * 2 - 1
+    with torch.no_grad():
+        prepared = parser.get_parsed_content("prepare_network")(plain)  # a separate preparation of its own
+        flips = flip_variants(tta)
+        one = prepared if tta == "none" else Ensemble([prepared], flips, combine, False, inferer.bone_level)
+        assert torch.equal(inferer(x, plain), model_inferer(x, one))
+        assert not torch.equal(model_inferer(x, plain), model_inferer(x, prepared))  # the difference it removes

@@ -7,14 +7,19 @@ input is read and tiled once and every member and flip sees the same windows.
 
 Being the config's ``inferer``, it runs under ``python -m custom infer``, ``python -m monai.bundle run`` and MONAI
 Label alike (MONAI Label's bundle task loads ``network_def`` with ``models/model.pt`` itself and calls the bundle's
-``inferer`` with it). With nothing to combine (no extra model, ``tta="none"``, no uncertainty) it is exactly the
-wrapped inferer.
+``inferer`` with it). Every path hands it the plain network (``network_def`` with the model's weights), and it makes
+that network ready for inference itself (``prepare``: :func:`custom.networks.prepare_for_inference` in the configs),
+so all three run the very same prepared network and write the same sCT. That matters beyond float rounding: a
+bone rule switches at the bone level, so a prediction rounded to the other side of it changes the output by far more
+than the rounding. With nothing to combine (no extra model, ``tta="none"``, no uncertainty) it is exactly the
+wrapped inferer with the prepared network.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -38,6 +43,8 @@ class EnsembleInferer(Inferer):
         combine: ``"mean"``, ``"median"``, ``"bone_vote"`` or ``"bone_half"`` over members x flips.
         uncertainty: also return the standard deviation over members x flips as a second channel.
         bone_level: the bone threshold of the bone rules in the network's output units.
+        prepare: makes the network handed in ready for inference (a copy: e.g. group norms, channels-last, the
+            precision), once per network and weights; ``None`` runs it as handed in.
 
     Raises:
         InputError: an unknown ``tta`` or ``combine``, a bone rule without ``bone_level``, a non-boolean
@@ -53,6 +60,7 @@ class EnsembleInferer(Inferer):
         combine: str = "mean",
         uncertainty: Any = False,
         bone_level: float | None = None,
+        prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     ) -> None:
         from custom.config_keys import flag
         from custom.networks import BONE_RULES, COMBINE_RULES, flip_variants
@@ -71,12 +79,27 @@ class EnsembleInferer(Inferer):
         self.combine = combine
         self.uncertainty = flag(uncertainty, "uncertainty")
         self.bone_level = bone_level
+        self.prepare = prepare
         self._built: tuple[int, torch.nn.Module] | None = None  # (id of the network, its ensemble)
+        # network handed in -> (its weights' versions, its prepared copy); weak, so a dropped network is not kept
+        self._prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     @property
     def plain(self) -> bool:
         """Nothing to combine: the wrapped inferer runs the network as it is."""
         return not self.member_weights and self.flips == [()] and not self.uncertainty
+
+    def prepared(self, network: Any) -> Any:
+        """``prepare(network)``, made again when the network's weights change in place (a checkpoint loaded into it:
+        every in-place write bumps a tensor's version counter)."""
+        if self.prepare is None or not isinstance(network, torch.nn.Module):
+            return network
+        versions = tuple(t._version for t in network.state_dict(keep_vars=True).values())
+        cached = self._prepared.get(network)
+        if cached is None or cached[0] != versions:
+            cached = (versions, self.prepare(network))
+            self._prepared[network] = cached
+        return cached[1]
 
     def ensemble(self, network: torch.nn.Module) -> torch.nn.Module:
         """The ensemble around ``network`` (built once per network): ``network`` and a copy of it per member."""
@@ -92,6 +115,7 @@ class EnsembleInferer(Inferer):
         return self._built[1]
 
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> Any:
+        network = self.prepared(network)
         if self.plain:
             return self.inferer(inputs, network, *args, **kwargs)
         return self.inferer(inputs, self.ensemble(network), *args, **kwargs)

@@ -14,7 +14,7 @@ identity and flips: T_a^{-1} = T_a), the prediction at a voxel is a combination 
 - ``combine="bone_half"``: as ``"bone_vote"``, but a tie counts as bone (at least half of the N values at or above b).
   The two differ only when N is even; for N = 2 (one model and its left-right flip) ``"bone_vote"`` needs both
   predictions to call a voxel bone, ``"bone_half"`` either, so mirrored skull edges that do not coincide stay bone
-  (measured in swin_pix2pix_3d's docs);
+  (swin_pix2pix_3d's default, measured in its docs);
 - the uncertainty is their standard deviation, s = sqrt((1/N) sum (y_{m,a} - mean)^2) (the population form, so N
   identical values give exactly 0, and a single prediction 0).
 
