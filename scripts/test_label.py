@@ -6,8 +6,8 @@
 3. ``monailabel start_server`` of the MONAI Label venv on 127.0.0.1 with ``--conf models <bundle> --conf zoo_source
    github --conf sam2 false`` (local bundle, no download) and ``--conf skip_trainers true`` (serving only);
 4. ``POST /infer/<bundle>?image=<id>&output=image`` over HTTP; the answer must be int16, on the MR's grid (shape and
-   affine) and equal to ``python -m custom infer`` of the same model and MR up to float rounding (max |ΔHU| ≤ 10, mean
-   ≤ 0.5: custom infer runs the network prepared for inference; see ``compare``);
+   affine) and equal to ``python -m custom infer`` of the same model and MR (max |ΔHU| ≤ 1: both hand the config's
+   inferer the plain network, and it prepares it the same way; see ``compare``);
 5. the same request with the case's body mask sent along (``params={"mask": <path>}``, which MONAI Label merges into
    the data its bundle task loads): MONAI Label's bundle task hands the inferer the image alone
    (``BasicInferTask.run_inferer``), so the answer is the whole-volume sCT, and inside the mask it must equal
@@ -133,11 +133,11 @@ def compare(served: Path, reference: Path, mr: Path, mask: Path | None = None) -
             "voxels compared": int(difference.size) if mask is None else f"{difference.size} (inside the mask)",
         }
     )
-    # custom infer runs the network as prepare_for_inference prepares it (group norm, channels-last: the same function,
-    # its float sums in another order) and MONAI Label runs network_def: after rounding to HU they differ by 1 HU at
-    # some voxels, and by a few HU where an instance norm divides by a near-zero variance (measured on the demo models:
-    # pix2pix_ngf max 1, mean 0.005; cyclegan_cc max 2, mean 0.008; swin_pix2pix_3d max 6, mean 0.27)
-    assert difference.max() <= 10 and difference.mean() <= 0.5, measured
+    # MONAI Label hands the config's inferer network_def with the weights, custom infer its network (network_def on the
+    # device): the inferer prepares either the same way, so the sCTs agree to the voxel (swin_pix2pix_3d with flips +
+    # bone_half: 0 HU apart; when MONAI Label ran the plain network, up to 932 HU). 1 HU leaves room for the rounding
+    # to int16 only: a bone rule's jump would exceed it.
+    assert difference.max() <= 1, measured
     return measured
 
 
