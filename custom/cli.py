@@ -255,9 +255,9 @@ def infer(
         ckpt: model weights (default <bundle>/models/model.pt), with its model.json beside it; several
             (``a.pt,b.pt``) or a folder (every model.pt under it, e.g. what ``train-ensemble`` wrote) make an ensemble,
             combined voxel-wise (``--combine bone_vote``, ``bone_half``, ``mean`` or ``median``; the default is the
-            bundle's, e.g. pix2pix_ngf ``bone_vote``, swin_pix2pix_3d ``bone_half``). With ``--tta flip``
-            (swin_pix2pix_3d's default) each member also sees the input flipped left-right (``--tta_axes "[0,1]"``:
-            more flips), inverted before combining.
+            bundle's, e.g. cyclegan_cc ``bone_vote``, pix2pix_ngf and swin_pix2pix_3d ``bone_half``). With
+            ``--tta flip`` (swin_pix2pix_3d's default) each member also sees the input flipped left-right
+            (``--tta_axes "[0,1]"``: more flips), inverted before combining.
             ``--uncertainty`` also writes ``<case>_sct_std.nii.gz``: the per-voxel standard deviation over members x
             flips in the CT's units (float32, 0 outside the mask).
         device: e.g. cpu, cuda or cuda:1 (default: a GPU when there is one).
