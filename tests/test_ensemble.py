@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 
 import pytest
 import torch
@@ -86,8 +87,20 @@ def test_the_inferer_prepares_the_network_it_is_handed_once_per_weights():
         assert torch.equal(inferer(x, network), torch.full_like(x, 10.0)) and len(prepared) == 1
         network.load_state_dict({"value": torch.tensor(2.0)})  # what a checkpoint loader does
         assert torch.equal(inferer(x, network), torch.full_like(x, 20.0)) and len(prepared) == 2
+        network.load_state_dict({"value": torch.tensor(3.0)}, assign=True)  # new tensors, their versions 0 again
+        assert torch.equal(inferer(x, network), torch.full_like(x, 30.0)) and len(prepared) == 3
         network.load_state_dict({"value": torch.tensor(1.0)})
     assert torch.equal(EnsembleInferer(lambda inputs, net: net(inputs))(x, network), torch.ones_like(x))  # no prepare
+    # weights made under inference mode keep no version counters: prepared at every call
+    with torch.inference_mode():
+        frozen = Constant(4.0)
+        assert torch.equal(inferer(x, frozen), torch.full_like(x, 40.0))
+    # a TorchScript network (MONAI Label's model.ts) runs as it is; a dropped network is not kept
+    scripted = torch.jit.script(Constant(5.0))
+    assert torch.equal(inferer(x, scripted), torch.full_like(x, 5.0))
+    del network
+    gc.collect()
+    assert len(inferer._prepared) == 0
 
 
 def test_identical_members_have_zero_uncertainty():

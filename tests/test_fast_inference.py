@@ -228,28 +228,39 @@ def test_inference_config_takes_the_device_as_text(bundle):
 
 
 @pytest.mark.parametrize(
-    "bundle,tta,combine", [("pix2pix_ngf", "none", "bone_vote"), ("swin_pix2pix_3d", "flip", "bone_half")]
+    "bundle,tta,combine",
+    [
+        ("pix2pix_ngf", "none", "bone_half"),
+        ("cyclegan_cc", "none", "bone_vote"),
+        ("swin_pix2pix_3d", "flip", "bone_half"),
+    ],
 )
 def test_the_config_inferer_runs_the_prepared_network_in_every_path(bundle, tta, combine):
     """MONAI Label hands the config's ``inferer`` the plain ``network_def`` with the weights, as ``custom infer`` and
-    ``monai.bundle run`` hand it ``network``: in each the inferer runs ``prepare_network(network)``, so the output is
-    bit for bit the prepared network's, not the plain network's (which differs by float rounding, and a bone rule
-    can turn that into a jump of hundreds of HU)."""
+    ``monai.bundle run`` hand it ``network``: in each the inferer runs ``prepare_network(network)`` (never the plain
+    network), so the output is bit for bit a prepared network's. (The plain network differs by float rounding, and a
+    bone rule can turn that into a jump of hundreds of HU.) Also the bundle's default test-time flips and rule."""
     from monai.bundle import ConfigParser
 
     from custom.bundles import flat_config
     from custom.networks import Ensemble, flip_variants
 
-    parser = ConfigParser(flat_config(ROOT / "bundles" / bundle / "configs" / "inference.json"))
-    parser.update({"device": "cpu", "tta": tta, "combine": combine})
+    config = flat_config(ROOT / "bundles" / bundle / "configs" / "inference.json")
+    assert (config["tta"], config["combine"]) == (tta, combine)
+    parser = ConfigParser(config)
+    parser["device"] = "cpu"
     torch.manual_seed(0)
     plain = parser.get_parsed_content("network_def").eval()  # as MONAI Label builds it (the weights loaded)
     inferer = parser.get_parsed_content("inferer")
     model_inferer = parser.get_parsed_content("model_inferer")
     x = torch.rand(1, 1, 64, 64, 32 if bundle == "swin_pix2pix_3d" else 2) * 2 - 1
     with torch.no_grad():
+        out = inferer(x, plain)  # prepares a copy at the first call
         prepared = parser.get_parsed_content("prepare_network")(plain)  # a separate preparation of its own
         flips = flip_variants(tta)
         one = prepared if tta == "none" else Ensemble([prepared], flips, combine, False, inferer.bone_level)
-        assert torch.equal(inferer(x, plain), model_inferer(x, one))
-        assert not torch.equal(model_inferer(x, plain), model_inferer(x, prepared))  # the difference it removes
+        assert torch.equal(out, model_inferer(x, one))
+        plain_calls = []
+        plain.register_forward_hook(lambda *_: plain_calls.append(1))  # after the copies: on the plain network only
+        assert torch.equal(inferer(x, plain), out)
+    assert plain_calls == []  # the plain network never ran

@@ -90,14 +90,25 @@ class EnsembleInferer(Inferer):
         return not self.member_weights and self.flips == [()] and not self.uncertainty
 
     def prepared(self, network: Any) -> Any:
-        """``prepare(network)``, made again when the network's weights change in place (a checkpoint loaded into it:
-        every in-place write bumps a tensor's version counter)."""
+        """``prepare(network)``, made again when the network's weights change: a tensor replaced (``load_state_dict``
+        with ``assign=True``) or written in place (a checkpoint loaded into it: every in-place write bumps a tensor's
+        version counter). A TorchScript network (MONAI Label's ``model.ts``) cannot take the preparation's hooks and
+        runs as it is; one whose weights are inference tensors (made under ``torch.inference_mode``, which keeps no
+        version counters) is prepared at every call."""
         if self.prepare is None or not isinstance(network, torch.nn.Module):
             return network
-        versions = tuple(t._version for t in network.state_dict(keep_vars=True).values())
+        if isinstance(network, torch.jit.ScriptModule):
+            return network
+        tensors = list(network.state_dict(keep_vars=True).values())
+        if any(torch.is_inference(t) for t in tensors):
+            return self.prepare(network)
         cached = self._prepared.get(network)
-        if cached is None or cached[0] != versions:
-            cached = (versions, self.prepare(network))
+        if (
+            cached is None
+            or len(cached[0]) != len(tensors)
+            or any(ref() is not t or version != t._version for (ref, version), t in zip(cached[0], tensors))
+        ):
+            cached = ([(weakref.ref(t), t._version) for t in tensors], self.prepare(network))
             self._prepared[network] = cached
         return cached[1]
 

@@ -21,10 +21,16 @@ What changes, and why each step is exact or bounded:
   and the conversion to HU stay in fp32. bf16 keeps 8 bits of mantissa: its cost on a trained model is measured in
   the bundles' docs, not assumed.
 
-Use in a bundle's inference config::
+Use in a bundle's inference config: the config's ``inferer`` (:class:`custom.inferers.EnsembleInferer`) prepares the
+network it is handed, on the device it is on, so every path (``custom infer``, ``monai.bundle run``, MONAI Label,
+which builds ``network_def`` itself) runs the same prepared network::
 
     "precision": "fp32",
-    "network": "$custom.networks.prepare_for_inference(@network_def, precision=@precision, device=@device)"
+    "network": "$@network_def.to(@device)",
+    "prepare_network": "$functools.partial(custom.networks.prepare_for_inference, precision=@precision)",
+    "inferer": {
+        "_target_": "custom.inferers.EnsembleInferer", "inferer": "@model_inferer", "prepare": "@prepare_network"
+    }
 
 ``network_def`` stays the plain network (what ``ckpt_export``, MONAI Label and training build).
 """
@@ -78,14 +84,14 @@ def prepare_for_inference(
     """
     channels_last = flag(channels_last, "channels_last")
     network = copy.deepcopy(network).eval()
-    if device is None:
-        device = next(network.parameters()).device
+    if device is None:  # where the network is (a network without parameters: the CPU)
+        device = next(network.parameters(), torch.empty(0)).device
     precision = resolve_precision(precision, device)
     dtype = PRECISIONS[precision]
     _exact_group_norms(network)
     skip_zero_width_pads(network)
     network.to(device=device, dtype=dtype)
-    if precision == "fp16" and next(network.parameters()).device.type == "cpu":
+    if precision == "fp16" and next(network.parameters(), torch.empty(0)).device.type == "cpu":
         raise ValueError("precision fp16 needs a GPU; use bf16 (or fp32) on a CPU")
     if channels_last:
         channels_last_parameters(network)
