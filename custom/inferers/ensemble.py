@@ -86,7 +86,7 @@ class EnsembleInferer(Inferer):
 
     @property
     def plain(self) -> bool:
-        """Nothing to combine: the wrapped inferer runs the network as it is."""
+        """Nothing to combine: the wrapped inferer runs the (prepared) network alone."""
         return not self.member_weights and self.flips == [()] and not self.uncertainty
 
     def prepared(self, network: Any) -> Any:
