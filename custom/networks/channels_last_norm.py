@@ -21,8 +21,12 @@ forward + backward of 12 x 192 x 192 x 32: 157 against 102 ms), less than the co
 it there (:data:`CPU_CHANNELS_LAST_KERNEL_MULTIPLE`; swin_pix2pix_3d's quick recipe: its generator's forward +
 backward 0.94 of the time, best of 8 alternated steps; the whole training step 0.90-1.06, median 0.94, six alternated
 pairs on a noisy machine). Same formula, same parameters (``weight``/``bias`` of shape (C,) when affine, so a
-checkpoint loads either way), outputs equal to float rounding in fp32 and to one bf16 rounding of the output under
-bf16 autocast.
+checkpoint loads either way), outputs equal to one bf16 rounding of the output under bf16 autocast. In fp32 the
+channels-last kernel sums its statistics less accurately than the NCHW one, and more so the more voxels a channel has
+(AVX2 CPU, one sample, values of mean 2 and sd 0.5, largest output error against float64: 6e-4 for 12 x 192 x 192 x 32,
+of which 1.2e-4 is a per-channel scale; 6e-5 for 48 x 96 x 96 x 16; 2.6e-5 for 32 x 256 x 256; the NCHW kernel 7e-7
+for each), still six times below one bf16 rounding (3.9e-3); training runs differ from the NCHW kernel's from the first
+update on, as any change of rounding makes them (swin_pix2pix_3d's docs).
 
 Measured on the pix2pix_ngf training step (2-core AVX512-BF16/AMX CPU, batch 4 of 256², bf16): with the channels-last
 layout and inputs (:func:`custom.networks.for_training`) the step takes 0.55-0.64 of the plain NCHW step's time
