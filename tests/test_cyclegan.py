@@ -24,6 +24,7 @@ from custom.losses import (
     CorrelationCoefficientLoss,
     DiscriminatorAdversarialLoss,
     GeneratorAdversarialLoss,
+    IntensityDistributionLoss,
     LossTerm,
     ShapeConstraintLoss,
     fill_from_four_sides,
@@ -174,6 +175,41 @@ def test_shape_loss_takes_a_frozen_extractor_from_a_checkpoint(tmp_path):
         ShapeConstraintLoss(extractor_checkpoint=str(tmp_path / "extractor.pt"))
 
 
+# ------------------------------------------------------------------------------------------ intensity distribution
+def test_intensity_distribution_ignores_where_intensities_are_and_measures_a_shift():
+    x = noise(2, 1, 32, 32)
+    scrambled = x.flatten(1)[:, torch.randperm(32 * 32)].reshape(x.shape)  # the same intensities, other anatomy
+    loss = IntensityDistributionLoss(quantiles=128)
+    assert float(loss(x, scrambled)) < 1e-6
+    assert float(loss(x + 0.3, x)) == pytest.approx(0.3, abs=1e-5)  # W1 of a shift is the shift
+    assert float(loss(x, torch.zeros(2, 1, 16, 16) + x.mean())) > 0.5  # a flat image has not the spread
+
+
+def test_intensity_distribution_compares_inside_each_images_own_mask():
+    body = disc(10.0)  # (1, 1, 48, 48)
+    ct = torch.where(body > 0, 0.2, -1.0)
+    sct = torch.where(body > 0, 0.2, 0.7)  # the same inside, a wrong background
+    shifted_body = torch.roll(body, 5, dims=-1)
+    sct_elsewhere = torch.where(shifted_body > 0, 0.2, -1.0)
+    loss = IntensityDistributionLoss()
+    assert float(loss(sct, ct, body, body)) < 1e-6  # the background is not compared
+    assert float(loss(sct_elsewhere, ct, shifted_body, body)) < 1e-6  # masks need not coincide
+    assert float(loss(sct, ct)) > 0.1  # without masks the background counts
+
+
+def test_intensity_distribution_gradients_and_empty_masks():
+    x = noise(2, 1, 24, 24).requires_grad_()
+    mask = torch.ones(2, 1, 24, 24)
+    mask[1] = 0  # the second sample has nothing inside
+    value = IntensityDistributionLoss()(x, noise(2, 1, 24, 24, seed=1) + 1.0, mask, torch.ones(2, 1, 24, 24))
+    value.backward()
+    assert torch.isfinite(x.grad).all() and x.grad[0].abs().sum() > 0 and x.grad[1].abs().sum() == 0
+    with pytest.raises(ValueError, match="quantiles"):
+        IntensityDistributionLoss(quantiles=1)
+    with pytest.raises(ValueError, match="batch size"):
+        IntensityDistributionLoss()(noise(2, 1, 8, 8), noise(1, 1, 8, 8))
+
+
 def test_a_loss_term_names_its_mask():
     l1 = torch.nn.L1Loss(reduction="none")
     pred, label = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)
@@ -291,6 +327,7 @@ def cycle_recipe(idt: float = 5.0) -> dict:
         "cc_ct": term(CorrelationCoefficientLoss(), 2.0, "fake_ct", "real_mr"),
         "cc_mr": term(CorrelationCoefficientLoss(), 2.0, "fake_mr", "real_ct"),
         "shape": term(ShapeConstraintLoss(), 10.0, "fake_ct", "mr_mask"),
+        "hist_ct": term(IntensityDistributionLoss(), 3.0, "fake_ct", "real_ct", "mr_mask", "ct_mask"),
     }
 
 
@@ -326,12 +363,12 @@ def test_one_epoch_trains_four_networks_and_logs_every_term():
         assert any(not torch.equal(a, b) for a, b in zip(old, network.parameters()))
         assert all(p.requires_grad for p in network.parameters())
     metrics = trainer.state.metrics
-    terms = ["gan_ct", "gan_mr", "cyc_mr", "cyc_ct", "idt_ct", "idt_mr", "cc_ct", "cc_mr", "shape"]
+    terms = ["gan_ct", "gan_mr", "cyc_mr", "cyc_ct", "idt_ct", "idt_mr", "cc_ct", "cc_mr", "shape", "hist_ct"]
     for name in ["loss_g", "loss_d", "loss_d_ct", "loss_d_mr"] + [f"loss_{t}" for t in terms]:
         assert math.isfinite(metrics[name]) and metrics[name] > 0, name
     out = trainer.state.output[0]
     weights = {"gan_ct": 1, "gan_mr": 1, "cyc_mr": 10, "cyc_ct": 10, "idt_ct": 5, "idt_mr": 5, "cc_ct": 2, "cc_mr": 2}
-    expected = sum(w * out[f"loss_{t}"] for t, w in weights.items()) + 10 * out["loss_shape"]
+    expected = sum(w * out[f"loss_{t}"] for t, w in weights.items()) + 10 * out["loss_shape"] + 3 * out["loss_hist_ct"]
     assert out["loss_g"] == pytest.approx(expected, rel=1e-5)
     assert out["loss_d"] == pytest.approx(out["loss_d_ct"] + out["loss_d_mr"])
     assert len(trainer.pool_ct) == len(trainer.pool_mr) == 3
@@ -442,6 +479,21 @@ def test_training_on_an_unpaired_layout_validates_on_the_known_pair(unpaired_dat
     sct, source = nib.load(written[0]), nib.load(mr)
     assert sct.shape == source.shape and sct.get_data_dtype() == np.int16
     np.testing.assert_allclose(sct.affine, source.affine, atol=1e-4)
+
+
+def test_validation_and_model_pt_use_the_weight_average_of_the_mr_to_ct_generator(heads_datalist, tmp_path):
+    workflow = cyclegan(heads_datalist, tmp_path, epochs=1, val_interval=1, ema_momentum=0.3)
+    average = workflow.parser.get_parsed_content("generator_average")
+    generator = workflow.parser.get_parsed_content("gan#generator")
+    assert average.momentum == 0.3 and average.model is generator  # the MR -> CT generator, not generator_mr
+    assert workflow.parser.get_parsed_content("validate#evaluator").network is average.ema_model
+    workflow.run()
+    saved = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in average.ema_model.state_dict().items())
+    assert any(not torch.equal(saved[k], v) for k, v in generator.state_dict().items()), "model.pt = last weights"
+    resumable = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(resumable["generator_average"][k], v) for k, v in saved.items())
+    assert any(not torch.equal(resumable["generator"][k], v) for k, v in saved.items())  # both are kept
 
 
 def test_an_unpaired_datalist_without_any_pair_is_one_clear_error(unpaired_datalist, tmp_path):

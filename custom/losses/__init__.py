@@ -1,10 +1,11 @@
-"""Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint, density-weighted L1,
-thresholded soft Dice), MONAI's SSIM loss with a separable window, the adversarial wrappers and the generator loss
-recipe."""
+"""Losses MONAI lacks (NGF, feature matching, correlation coefficient, shape constraint, intensity distribution,
+density-weighted L1, thresholded soft Dice), MONAI's SSIM loss with a separable window, the adversarial wrappers and
+the generator loss recipe."""
 
 from .adversarial import DiscriminatorAdversarialLoss, GeneratorAdversarialLoss, discriminator_logits
 from .correlation import CorrelationCoefficientLoss, correlation_coefficient
 from .feature_matching import feature_matching_loss
+from .intensity_distribution import IntensityDistributionLoss
 from .loss_recipe import LossRecipe, LossTerm, masked_mean
 from .ngf import NGFLoss
 from .shape import ShapeConstraintLoss, fill_from_four_sides
@@ -16,6 +17,7 @@ __all__ = [
     "DensityWeightedL1Loss",
     "DiscriminatorAdversarialLoss",
     "GeneratorAdversarialLoss",
+    "IntensityDistributionLoss",
     "LossRecipe",
     "LossTerm",
     "NGFLoss",
