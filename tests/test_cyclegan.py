@@ -460,13 +460,14 @@ def test_training_on_an_unpaired_layout_validates_on_the_known_pair(unpaired_dat
     data = json.loads(unpaired_datalist.read_text())
     assert [i["case"] for i in data["training_mr"]] == ["1HD001", "1HD002"]
     assert [i["case"] for i in data["training_ct"]] == ["1HD004", "1HD005"]
-    workflow = cyclegan(unpaired_datalist, tmp_path)
+    workflow = cyclegan(unpaired_datalist, tmp_path, lambda_hist=1.0)
     assert not workflow.check_properties()
     assert [item["case"] for item in workflow.parser.get_parsed_content("validate#items")] == ["1HD003"]
     workflow.run()
     workflow.finalize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     assert trainer.state.epoch == 2 and 0 < trainer.state.metrics["loss_shape"] < 2  # outline + hinge, each <= 1
+    assert trainer.state.metrics["loss_hist_ct"] > 0  # the optional term's config reaches the step's masks
     record = json.loads((tmp_path / "models" / "model.json").read_text())
     assert record["best"]["metric"] == "val_mae" and np.isfinite(record["best"]["value"])
     checkpoint = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
