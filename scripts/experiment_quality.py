@@ -24,6 +24,11 @@ deviation over epochs, averaged over seeds) and of the last epoch. This is for d
 by several grey levels from one epoch to the next, so one selected epoch per seed says little about a recipe. Test
 scores never choose the model.
 
+``--members NAME=N`` trains variant NAME as an ensemble (``python -m custom train-ensemble``: N members of
+``--minutes / N`` each, seeds ``N * seed`` to ``N * seed + N - 1``, so repeats never share a member) and infers it with
+``--tta flip`` and the uncertainty map; ``--tta NAME`` does the same for a single model. The report then adds, per
+run, the uncertainty map's slice rank correlation and voxel AUROC on the test subjects (``uncertainty_quality.py``).
+
 ``--bundle cyclegan_cc --unpaired 2,16:21,32`` trains on the MR of subjects 2 and 16 and the CT of 21 and 32 (no
 subject gives both; the same subjects on both sides is the "pairs used as unpaired" arrangement); validation and test
 stay paired. A variant's files are the bundle's config files, or paths of other JSON files (e.g. an ablation's
@@ -35,6 +40,8 @@ Usage (from the repository root; one training at a time, as the machine has 2 co
         --variant quick=train_quick.json
     .venv/bin/python scripts/experiment_quality.py --work /tmp/ngf --minutes 6 --seeds 0 1 2 \\
         --variant ngf=train_quick.json --variant no_ngf=train_quick.json,train_baseline.json --compare ngf:no_ngf
+    .venv/bin/python scripts/experiment_quality.py --work /tmp/ens --minutes 12 --seeds 10 11 \\
+        --variant single=train_quick.json --variant ens4=train_quick.json --members ens4=4 --compare ens4:single
 
 Reruns reuse finished runs (a run is finished when its ``eval.json`` exists).
 """
@@ -80,6 +87,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--every-epoch", action="store_true", help="save and score the validated network of every epoch")
     p.add_argument("--score-step", type=int, default=1, help="with --every-epoch: score every N-th epoch and the last")
     p.add_argument("--from-epoch", type=int, default=10, help="with --every-epoch: summarise the epochs from this on")
+    p.add_argument(
+        "--members",
+        action="append",
+        default=[],
+        help="NAME=N: train variant NAME as an ensemble of N members in the run's budget (train-ensemble; member "
+        "seeds N*seed ... N*seed+N-1); needs --minutes",
+    )
+    p.add_argument(
+        "--tta",
+        action="append",
+        default=[],
+        help="NAME: infer variant NAME with --tta flip and score its uncertainty map (ensembles are scored too)",
+    )
     args = p.parse_args(argv)
     for folder in (args.data, args.tools):
         if not folder.is_dir():
@@ -98,6 +118,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if not f.is_file():
                 p.exit(2, f"error: --variant {text}: {f} not found\n")
     args.variants = variants
+    args.members = {name: number for name, _, number in (m.partition("=") for m in args.members)}
+    for name, number in args.members.items():
+        if name not in variants or not number.isdigit() or int(number) < 2:
+            p.exit(2, f"error: --members {name}={number}: expected a variant's NAME=N with N >= 2\n")
+        if args.minutes is None:
+            p.exit(2, f"error: --members {name}={number}: give the budget of the ensemble with --minutes\n")
+    args.members = {name: int(number) for name, number in args.members.items()}
+    for name in args.tta:
+        if name not in variants:
+            p.exit(2, f"error: --tta {name}: not a variant\n")
     args.pairs = [tuple(c.split(":")) for c in args.compare]
     for pair in args.pairs:
         if len(pair) != 2 or not set(pair) <= set(variants):
@@ -115,10 +145,25 @@ def run(cmd: list[str], log: Path) -> float:
     return time.time() - start
 
 
-def infer(args: argparse.Namespace, model: Path, datalist: Path, split: str, output: Path, log: Path) -> None:
-    """The bundle's inference of one datalist split (``python -m custom infer``; the network from ``model.json``)."""
+def infer(
+    args: argparse.Namespace, model: Path, datalist: Path, split: str, output: Path, log: Path, flips: bool = False
+) -> None:
+    """The bundle's inference of one datalist split (``python -m custom infer``; the network from ``model.json``; a
+    folder of members is an ensemble). With ``flips``: also on the mirrored MR, and the uncertainty map."""
     cmd = [sys.executable, "-m", "custom", "infer", "--bundle", args.configs.parent, "--ckpt", model]
+    if flips:
+        cmd += ["--tta", "flip", "--uncertainty", "true"]
     run(cmd + ["--datalist", datalist, "--split", split, "--output", output], log)
+
+
+def uncertainty(datalist: Path, split: str, pred: Path, out: Path, log: Path) -> dict:
+    """``scripts/uncertainty_quality.py`` on a split's sCTs and uncertainty maps: slice rank correlation, AUROC."""
+    cmd = [sys.executable, REPO / "scripts" / "uncertainty_quality.py", "--datalist", datalist, "--split", split]
+    with open(log, "a", encoding="utf-8") as f:
+        text = subprocess.run([str(c) for c in cmd + ["--pred", pred]], cwd=REPO, stdout=subprocess.PIPE, stderr=f,
+                              check=True, text=True).stdout  # fmt: skip
+    out.write_text(text)
+    return json.loads(text)
 
 
 def eval2d(
@@ -203,12 +248,21 @@ def score_epochs(args: argparse.Namespace, datalist: Path, work: Path) -> dict:
 def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: int) -> dict:
     work = args.work / f"{name}_seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
-    if not (work / "eval.json").exists():
+    members = args.members.get(name)
+    model = work / "members" if members else work / "models" / "model.pt"
+    flips = name in args.tta
+    training_list = args.work / "datalist_unpaired.json" if args.unpaired else datalist
+    if not (work / "eval.json").exists() and members:  # N runs of minutes / N each, one after the other
+        configs = [args.configs / "train_png2d.json", *args.variants[name]]
+        train = [sys.executable, "-m", "custom", "train-ensemble", args.configs.parent, model, "--members", members]
+        train += ["--minutes", args.minutes, "--config", ",".join(map(str, configs)), "--seed", members * seed]
+        seconds = run(train + ["--datalist", training_list], work / "train.log")
+        (work / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
+    elif not (work / "eval.json").exists():
         configs = [args.configs / "train.json", args.configs / "train_png2d.json", *args.variants[name]]
         if args.every_epoch:
             configs.append(args.work / "save_every_epoch.json")
         train = [sys.executable, "-m", "monai.bundle", "run", "training"]
-        training_list = args.work / "datalist_unpaired.json" if args.unpaired else datalist
         train += ["--config_file", str([str(c) for c in configs]), "--bundle_root", work, "--datalist", training_list]
         train += ["--ckpt_dir", work / "models"]
         train += ["--output_dir", work / "runs", "--seed", seed, "--resume", "False"]
@@ -218,11 +272,15 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
             train += ["--minutes", args.minutes]
         seconds = run(train, work / "train.log")
         (work / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
-        infer(args, work / "models" / "model.pt", datalist, "test", work / "pred", work / "infer.log")
+    if not (work / "eval.json").exists():
+        infer(args, model, datalist, "test", work / "pred", work / "infer.log", flips or bool(members))
         eval2d(args, work / "pred", "{stem}_sct.png", work / "eval.json", work / "eval.log")
     if not (work / "val_eval.json").exists():  # the validation subjects' scores: what a change may be chosen on
-        infer(args, work / "models" / "model.pt", datalist, "validation", work / "val_pred", work / "infer.log")
+        infer(args, model, datalist, "validation", work / "val_pred", work / "infer.log", flips or bool(members))
         eval2d(args, work / "val_pred", "{stem}_sct.png", work / "val_eval.json", work / "eval.log", args.val)
+    if (flips or members) and not (work / "uncertainty.json").exists():
+        uncertainty(datalist, "test", work / "pred", work / "uncertainty.json", work / "eval.log")
+    spread = json.loads((work / "uncertainty.json").read_text()) if flips or members else {}
     result = json.loads((work / "eval.json").read_text())
     if not (work / "checkerboard.json").exists():
         (work / "checkerboard.json").write_text(json.dumps(test_figure(args, work / "pred", work / "figure_test.png")))
@@ -239,6 +297,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         **checkerboard,
         "slices": {row["file"]: {k: row[k] for k in METRICS} for row in result["slices"]},
         "epoch_scores": epochs,
+        "uncertainty": {k: spread[k] for k in ("slice_rank_correlation", "error_auroc") if k in spread},
     }
 
 
@@ -280,8 +339,8 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         + f"; seeds {args.seeds}.",
         "",
         "| method | runs | epochs | MAE ↓ | PSNR ↑ | SSIM ↑ | bone Dice ↑ | checkerboard sCT (CT) "
-        "| validation MAE, SSIM, bone Dice (per seed) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| validation MAE, SSIM, bone Dice (per seed) | uncertainty: rank corr., AUROC (per seed) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in args.variants:
         runs = [r for r in results if r["variant"] == name]
@@ -294,9 +353,11 @@ def markdown(args: argparse.Namespace, results: list[dict], floors: dict, compar
         sct_board, ct_board = (np.mean([r[f"checkerboard_{k}"] for r in runs]) for k in ("sct", "ct"))
         board = f"{sct_board:.2f} ({ct_board:.2f})"
         val = " / ".join("{mae:.1f}, {ssim:.3f}, {bone_dice:.3f}".format(**r["val_subject_mean"]) for r in runs)
-        lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + f" | {board} | {val} |")
+        spread = " / ".join("{slice_rank_correlation:.2f}, {error_auroc:.3f}".format(**r["uncertainty"])
+                            for r in runs if r.get("uncertainty"))  # fmt: skip
+        lines.append(f"| {name} | {len(runs)} | {epochs} | " + " | ".join(cells) + f" | {board} | {val} | {spread} |")
     for name, summary in floors.items():
-        lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " | | |")
+        lines.append(f"| floor: {name} | - | - | " + " | ".join(f"{summary[k]:.4g}" for k in METRICS) + " | | | |")
     if args.every_epoch:
         keys = ("mae", "ssim", "bone_dice")
         lines += ["", f"Test scores of the epochs from {args.from_epoch} on (mean ± sd over epochs, averaged"
