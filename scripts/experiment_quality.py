@@ -122,8 +122,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, number in args.members.items():
         if name not in variants or not number.isdigit() or int(number) < 2:
             p.exit(2, f"error: --members {name}={number}: expected a variant's NAME=N with N >= 2\n")
-        if args.minutes is None:
-            p.exit(2, f"error: --members {name}={number}: give the budget of the ensemble with --minutes\n")
+        if args.minutes is None or args.epochs is not None or args.every_epoch:
+            p.exit(
+                2,
+                f"error: --members {name}={number}: give the ensemble's budget with --minutes (not --epochs; "
+                "--every-epoch scores single runs only)\n",
+            )
     args.members = {name: int(number) for name, number in args.members.items()}
     for name in args.tta:
         if name not in variants:
