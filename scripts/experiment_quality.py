@@ -254,7 +254,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
     work.mkdir(parents=True, exist_ok=True)
     members = args.members.get(name)
     model = work / "members" if members else work / "models" / "model.pt"
-    flips = name in args.tta
+    spread_scored = name in args.tta or bool(members)  # flips (and members): the uncertainty map is written and scored
     training_list = args.work / "datalist_unpaired.json" if args.unpaired else datalist
     if not (work / "eval.json").exists() and members:  # N runs of minutes / N each, one after the other
         configs = [args.configs / "train_png2d.json", *args.variants[name]]
@@ -277,14 +277,14 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
         seconds = run(train, work / "train.log")
         (work / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
     if not (work / "eval.json").exists():
-        infer(args, model, datalist, "test", work / "pred", work / "infer.log", flips or bool(members))
+        infer(args, model, datalist, "test", work / "pred", work / "infer.log", spread_scored)
         eval2d(args, work / "pred", "{stem}_sct.png", work / "eval.json", work / "eval.log")
     if not (work / "val_eval.json").exists():  # the validation subjects' scores: what a change may be chosen on
-        infer(args, model, datalist, "validation", work / "val_pred", work / "infer.log", flips or bool(members))
+        infer(args, model, datalist, "validation", work / "val_pred", work / "infer.log", spread_scored)
         eval2d(args, work / "val_pred", "{stem}_sct.png", work / "val_eval.json", work / "eval.log", args.val)
-    if (flips or members) and not (work / "uncertainty.json").exists():
+    if spread_scored and not (work / "uncertainty.json").exists():
         uncertainty(datalist, "test", work / "pred", work / "uncertainty.json", work / "eval.log")
-    spread = json.loads((work / "uncertainty.json").read_text()) if flips or members else {}
+    spread = json.loads((work / "uncertainty.json").read_text()) if spread_scored else {}
     result = json.loads((work / "eval.json").read_text())
     if not (work / "checkerboard.json").exists():
         (work / "checkerboard.json").write_text(json.dumps(test_figure(args, work / "pred", work / "figure_test.png")))
