@@ -210,6 +210,29 @@ def test_intensity_distribution_gradients_and_empty_masks():
         IntensityDistributionLoss()(noise(2, 1, 8, 8), noise(1, 1, 8, 8))
 
 
+def test_intensity_distribution_depth_bands_see_bone_in_the_wrong_band():
+    body = disc(20.0)
+    ring = lambda outer, inner: disc(outer) - disc(inner)  # noqa: E731
+    ct = torch.where(ring(17.5, 14.0) > 0, 1.0, torch.where(body > 0, 0.0, -1.0))  # bone a few pixels in
+    # the same share of bright pixels, but at the surface (a ring of about the same area, further out)
+    outer = ring(20.0, (20.0**2 - (17.5**2 - 14.0**2)) ** 0.5)
+    shifted = torch.where(outer > 0, 1.0, torch.where(body > 0, 0.0, -1.0))
+    whole = IntensityDistributionLoss(quantiles=32)
+    banded = IntensityDistributionLoss(quantiles=32, depth_bands=[2, 6, 12])
+    assert float(whole(shifted, ct, body, body)) < 0.05  # one histogram: nearly the same
+    assert float(banded(shifted, ct, body, body)) > 0.3  # per depth band: bone where the CT has soft tissue
+    assert float(banded(ct, ct, body, body)) < 1e-6
+    # a mask that fills the image has no surface inside it: everything is in the deepest band
+    full = torch.ones(1, 1, 16, 16)
+    assert float(banded(noise(1, 1, 16, 16), noise(1, 1, 16, 16), full, full)) == pytest.approx(
+        float(whole(noise(1, 1, 16, 16), noise(1, 1, 16, 16), full, full)), abs=1e-6
+    )
+    with pytest.raises(ValueError, match="depth_bands"):
+        IntensityDistributionLoss(depth_bands=[4, 2])
+    with pytest.raises(ValueError, match="needs both masks"):
+        banded(ct, ct, body)
+
+
 def test_a_loss_term_names_its_mask():
     l1 = torch.nn.L1Loss(reduction="none")
     pred, label = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)
@@ -460,14 +483,15 @@ def test_training_on_an_unpaired_layout_validates_on_the_known_pair(unpaired_dat
     data = json.loads(unpaired_datalist.read_text())
     assert [i["case"] for i in data["training_mr"]] == ["1HD001", "1HD002"]
     assert [i["case"] for i in data["training_ct"]] == ["1HD004", "1HD005"]
-    workflow = cyclegan(unpaired_datalist, tmp_path, lambda_hist=1.0)
+    workflow = cyclegan(unpaired_datalist, tmp_path, lambda_hist=1.0, hist_depth_bands=[2, 6])
     assert not workflow.check_properties()
     assert [item["case"] for item in workflow.parser.get_parsed_content("validate#items")] == ["1HD003"]
+    assert workflow.parser.get_parsed_content("generator_losses#hist_ct#loss").depth_bands == [2, 6]
     workflow.run()
     workflow.finalize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     assert trainer.state.epoch == 2 and 0 < trainer.state.metrics["loss_shape"] < 2  # outline + hinge, each <= 1
-    assert trainer.state.metrics["loss_hist_ct"] > 0  # the optional term's config reaches the step's masks
+    assert trainer.state.metrics["loss_hist_ct"] > 0  # the optional term and its depth bands reach the step's masks
     record = json.loads((tmp_path / "models" / "model.json").read_text())
     assert record["best"]["metric"] == "val_mae" and np.isfinite(record["best"]["value"])
     checkpoint = torch.load(tmp_path / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
