@@ -128,8 +128,9 @@ def check_weights(network: Any, ckpt: str | os.PathLike) -> dict:
             more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
             problems.append(f"{what}: {', '.join(names[:_MAX_LISTED])}{more}")
     raise InputError(
-        f"{ckpt}: the weights do not fit the config's network_def ({'; '.join(problems)}); pass the config the model "
-        f"was trained with (--config), or keep {model_config_path(ckpt).name} beside it"
+        f"{ckpt}: the weights do not fit the config's network_def ({'; '.join(problems)}); give the network settings "
+        f"the model was trained with (the network_def of its {model_config_path(ckpt).name}: `python -m custom infer` "
+        f"reads that file beside the model or takes --config; `monai.bundle run` takes --network_def#<key> <value>)"
     )
 
 

@@ -310,6 +310,23 @@ def test_inference_config_matches_training(bundle):
             assert train[key] == infer[key], (train_files, key)
 
 
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_monai_run_overrides_one_network_setting_of_inference_json(bundle, monkeypatch):
+    """`python -m monai.bundle run --config_file .../inference.json --network_def#<key> <value>` (and `onnx_export`,
+    `ckpt_export` with the same override) sets that one setting: MONAI's parser cannot set a key inside a value that
+    is a whole `%` macro, so inference.json takes train.json's network settings one by one."""
+    monkeypatch.chdir(ROOT)  # the configs' macros name their files from the repository root
+    trained = flat_config(bundle_configs(bundle) / "train.json")["network_def"]
+    key = next(k for k in trained if k != "_target_")
+    parser = ConfigParser()
+    parser.read_config(str(bundle_configs(bundle) / "inference.json"))
+    parser.update({f"network_def#{key}": "changed"})
+    parser.parse()
+    network_def = parser.get_parsed_content("network_def", instantiate=False).get_config()
+    expected = dict(trained, **{key: "changed"})
+    assert network_def == expected
+
+
 # SwinUNETR cannot be compiled by torch.jit.script (keyword-only arguments): its TorchScript is traced
 TRACED_ONLY = {"swin_pix2pix_3d"}
 # exports agree with PyTorch to 1e-4 of the [-1, 1] output range, 0.2 HU of the CT window: below the 1 HU rounding
