@@ -211,8 +211,10 @@ def test_intensity_distribution_gradients_and_empty_masks():
 
 
 def test_intensity_distribution_depth_bands_see_bone_in_the_wrong_band():
+    def ring(outer: float, inner: float) -> torch.Tensor:
+        return disc(outer) - disc(inner)
+
     body = disc(20.0)
-    ring = lambda outer, inner: disc(outer) - disc(inner)  # noqa: E731
     ct = torch.where(ring(17.5, 14.0) > 0, 1.0, torch.where(body > 0, 0.0, -1.0))  # bone a few pixels in
     # the same share of bright pixels, but at the surface (a ring of about the same area, further out)
     outer = ring(20.0, (20.0**2 - (17.5**2 - 14.0**2)) ** 0.5)

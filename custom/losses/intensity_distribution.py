@@ -18,8 +18,8 @@ empty on either side contributes 0. The loss is in the images' intensity units (
 **Depth bands** (optional, ``depth_bands=(e_1, ..., e_n)``): the distributions are compared per band of depth below
 the mask's surface instead of over the whole mask, and the band distances averaged::
 
-    d(p) = the number of 3 x 3 (3 x 3 x 3) erosions of the mask that pixel p survives   (1 on the outermost ring)
-    band_j = {p : e_j <= d(p) - 1 < e_(j+1)},   e_0 = 0, e_(n+1) = infinity
+    d(p) = the number of 3 x 3 (3 x 3 x 3) erosions of the mask that pixel p survives   (0 on the outermost ring)
+    band_j = {p : e_j <= d(p) < e_(j+1)},   e_0 = 0, e_(n+1) = infinity
     W1_bands(x, y) = mean over the bands with pixels in both masks of W1(x in band_j, y in band_j)
 
 Depth below the body surface is a coordinate both modalities share without registration, and the CT's intensities
