@@ -257,9 +257,11 @@ def infer(
             combined voxel-wise (``--combine bone_vote``, ``bone_half``, ``mean`` or ``median``; the default is the
             bundle's, e.g. cyclegan_cc ``bone_vote``, pix2pix_ngf and swin_pix2pix_3d ``bone_half``). With
             ``--tta flip`` (swin_pix2pix_3d's default) each member also sees the input flipped left-right
-            (``--tta_axes "[0,1]"``: more flips), inverted before combining.
+            (``--tta_axes "[0,1]"``: more flips), with ``--tta shift`` shifted by ``--tta_shift`` voxels (8; padded
+            and cropped back, so no voxel is lost) along every combination of the network's axes, with ``--tta
+            flip_shift`` both (8 passes per member on slices), each inverted before combining.
             ``--uncertainty`` also writes ``<case>_sct_std.nii.gz``: the per-voxel standard deviation over members x
-            flips in the CT's units (float32, 0 outside the mask).
+            augmentations in the CT's units (float32, 0 outside the mask).
         device: e.g. cpu, cuda or cuda:1 (default: a GPU when there is one).
         precision: fp32 (default), bf16 (about half the time on CPUs with AVX512-BF16/AMX and on recent GPUs; its
             cost in HU is in each bundle's docs) or fp16 (GPUs only).

@@ -26,7 +26,8 @@ scores never choose the model.
 
 ``--members NAME=N`` trains variant NAME as an ensemble (``python -m custom train-ensemble``: N members of
 ``--minutes / N`` each, seeds ``N * seed`` to ``N * seed + N - 1``, so repeats never share a member) and infers it with
-``--tta flip`` and the uncertainty map; ``--tta NAME`` does the same for a single model. The report then adds, per
+test-time flips and shifts (``--augment``, default ``flip_shift``, the inference the bundle's docs recommend) and the
+uncertainty map; ``--tta NAME`` does the same for a single model. The report then adds, per
 run, the uncertainty map's slice rank correlation and voxel AUROC on the test subjects (``uncertainty_quality.py``).
 
 ``--bundle cyclegan_cc --unpaired 2,16:21,32`` trains on the MR of subjects 2 and 16 and the CT of 21 and 32 (no
@@ -98,7 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tta",
         action="append",
         default=[],
-        help="NAME: infer variant NAME with --tta flip and score its uncertainty map (ensembles are scored too)",
+        help="NAME: infer variant NAME with test-time augmentation (--augment) and score its uncertainty map "
+        "(ensembles are scored too)",
+    )
+    p.add_argument(
+        "--augment",
+        default="flip_shift",
+        choices=("flip", "shift", "flip_shift"),
+        help="the test-time augmentation of ensembles and --tta variants (custom infer --tta)",
     )
     args = p.parse_args(argv)
     for folder in (args.data, args.tools):
@@ -150,13 +158,14 @@ def run(cmd: list[str], log: Path) -> float:
 
 
 def infer(
-    args: argparse.Namespace, model: Path, datalist: Path, split: str, output: Path, log: Path, flips: bool = False
+    args: argparse.Namespace, model: Path, datalist: Path, split: str, output: Path, log: Path, augment: bool = False
 ) -> None:
     """The bundle's inference of one datalist split (``python -m custom infer``; the network from ``model.json``; a
-    folder of members is an ensemble). With ``flips``: also on the mirrored MR, and the uncertainty map."""
+    folder of members is an ensemble). With ``augment``: also on the augmented MRs (``--augment``), and the
+    uncertainty map."""
     cmd = [sys.executable, "-m", "custom", "infer", "--bundle", args.configs.parent, "--ckpt", model]
-    if flips:
-        cmd += ["--tta", "flip", "--uncertainty", "true"]
+    if augment:
+        cmd += ["--tta", args.augment, "--uncertainty", "true"]
     run(cmd + ["--datalist", datalist, "--split", split, "--output", output], log)
 
 
@@ -254,7 +263,7 @@ def train_and_score(args: argparse.Namespace, datalist: Path, name: str, seed: i
     work.mkdir(parents=True, exist_ok=True)
     members = args.members.get(name)
     model = work / "members" if members else work / "models" / "model.pt"
-    spread_scored = name in args.tta or bool(members)  # flips (and members): the uncertainty map is written and scored
+    spread_scored = name in args.tta or bool(members)  # augmented (and members): the uncertainty map is scored
     training_list = args.work / "datalist_unpaired.json" if args.unpaired else datalist
     if not (work / "eval.json").exists() and members:  # N runs of minutes / N each, one after the other
         configs = [args.configs / "train_png2d.json", *args.variants[name]]

@@ -11,7 +11,7 @@ import torch
 from custom.errors import InputError
 from custom.inference import member_paths
 from custom.inferers import EnsembleInferer
-from custom.networks import Ensemble, flip_variants
+from custom.networks import Augmentation, Ensemble, tta_variants
 from custom.transforms import SplitUncertaintyd
 
 
@@ -34,26 +34,66 @@ def lr_symmetric_conv() -> torch.nn.Module:
     return conv
 
 
-def test_flip_variants():
-    assert flip_variants("none") == [()]
-    assert flip_variants("flip") == [(), (0,)]
-    assert flip_variants("flip", [1, 0]) == [(), (0,), (1,), (0, 1)]
+def test_tta_variants():
+    assert tta_variants("none") == [Augmentation()]
+    assert [a.flips for a in tta_variants("flip")] == [(), (0,)]
+    assert [a.flips for a in tta_variants("flip", [1, 0])] == [(), (0,), (1,), (0, 1)]
+    assert [a.shifts for a in tta_variants("shift")] == [(), (0,), (1,), (0, 1)]  # every in-plane combination
+    assert len(tta_variants("shift", spatial_dims=3)) == 8
+    both = tta_variants("flip_shift")
+    assert len(both) == 8 and len(set(both)) == 8 and both[0] == Augmentation()
     with pytest.raises(ValueError, match="tta"):
-        flip_variants("rotate")
+        tta_variants("rotate")
     with pytest.raises(ValueError, match="tta_axes"):
-        flip_variants("flip", [0, 0])
+        tta_variants("flip", [0, 0])
+    with pytest.raises(ValueError, match="spatial_dims"):
+        tta_variants("shift", spatial_dims=4)
 
 
 def test_tta_flip_of_a_flip_equivariant_network_is_its_plain_prediction():
     conv = lr_symmetric_conv()
     x = torch.randn(2, 1, 16, 12)
-    flipped = Ensemble([conv], flip_variants("flip"), uncertainty=True)(x)
+    flipped = Ensemble([conv], tta_variants("flip"), uncertainty=True)(x)
     torch.testing.assert_close(flipped[:, :1], conv(x), atol=1e-6, rtol=0)
     assert flipped[:, 1].abs().max() < 1e-5  # the flips agree: no spread
     # a network that is not equivariant does change under the flip (the test above can fail)
     torch.manual_seed(1)
     plain = torch.nn.Conv2d(1, 1, 3, padding=1)
-    assert (Ensemble([plain], flip_variants("flip"))(x) - plain(x)).abs().max() > 1e-3
+    assert (Ensemble([plain], tta_variants("flip"))(x) - plain(x)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_tta_shift_of_a_shift_equivariant_network_is_its_plain_prediction(spatial_dims):
+    """A stride-1 convolution commutes with shifts, so away from the image border (where the replicated edge meets
+    the convolution's zero padding) every shift gives back the plain prediction and the spread is 0, on the input's
+    grid."""
+    torch.manual_seed(0)
+    conv = (torch.nn.Conv2d if spatial_dims == 2 else torch.nn.Conv3d)(1, 1, 3, padding=1)
+    x = torch.randn(2, 1, *([12] * spatial_dims))
+    variants = tta_variants("shift", spatial_dims=spatial_dims)
+    assert len(variants) == 2**spatial_dims
+    out = Ensemble([conv], variants, uncertainty=True, shift=3)(x)
+    assert out.shape == (2, 2, *([12] * spatial_dims))
+    inner = (slice(1, -1),) * spatial_dims
+    torch.testing.assert_close(out[(slice(None), slice(0, 1)) + inner], conv(x)[(...,) + inner], atol=1e-5, rtol=0)
+    assert out[(slice(None), 1) + inner].abs().max() < 1e-5
+
+
+def test_tta_shift_moves_the_input_on_the_pooling_grid():
+    """A network that pools by 2 and repeats back sees a 2-voxel grid: a 1-voxel shift changes its output (what the
+    shifts are for), and the output keeps the input's grid."""
+
+    class Pooled(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 2), scale_factor=2)
+
+    x = torch.randn(1, 1, 12, 12)
+    moved = Ensemble([Pooled()], [Augmentation(shifts=(0, 1))], shift=1)(x)
+    assert moved.shape == x.shape and (moved - Pooled()(x)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="tta_shift"):
+        Ensemble([Pooled()], shift=0)
+    with pytest.raises(InputError, match="tta_shift"):
+        EnsembleInferer(None, tta="shift", tta_shift=2.5)
 
 
 def test_an_ensemble_of_one_is_the_single_model():
@@ -157,7 +197,7 @@ def test_bone_half_with_one_model_and_its_flip_keeps_either_bone():
             return torch.tensor([0.95, 0.5]).view(1, 1, 1, 2).expand_as(x).clone()
 
     x = torch.zeros(1, 1, 1, 2)
-    flips = flip_variants("flip", [1])
+    flips = tta_variants("flip", [1])
     half = Ensemble([LeftBone()], flips, combine="bone_half", bone_level=0.9)(x)
     torch.testing.assert_close(half, torch.full_like(x, 0.95))
     vote = Ensemble([LeftBone()], flips, combine="bone_vote", bone_level=0.9)(x)
@@ -172,8 +212,8 @@ def test_bad_ensemble_arguments():
         Ensemble([])
     with pytest.raises(ValueError, match="combine"):
         Ensemble([net], combine="max")
-    with pytest.raises(ValueError, match="flip axes"):
-        Ensemble([net], [(), (2,)])(torch.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="augmentation axes"):
+        Ensemble([net], [Augmentation(), Augmentation(flips=(2,))])(torch.zeros(1, 1, 4, 4))
     with pytest.raises(InputError, match="tta"):
         EnsembleInferer(None, tta="rot90")
     with pytest.raises(InputError, match="combine"):

@@ -243,7 +243,7 @@ def test_the_config_inferer_runs_the_prepared_network_in_every_path(bundle, tta,
     from monai.bundle import ConfigParser
 
     from custom.bundles import flat_config
-    from custom.networks import Ensemble, flip_variants
+    from custom.networks import Ensemble, tta_variants
 
     config = flat_config(ROOT / "bundles" / bundle / "configs" / "inference.json")
     assert (config["tta"], config["combine"]) == (tta, combine)
@@ -257,8 +257,8 @@ def test_the_config_inferer_runs_the_prepared_network_in_every_path(bundle, tta,
     with torch.no_grad():
         out = inferer(x, plain)  # prepares a copy at the first call
         prepared = parser.get_parsed_content("prepare_network")(plain)  # a separate preparation of its own
-        flips = flip_variants(tta)
-        one = prepared if tta == "none" else Ensemble([prepared], flips, combine, False, inferer.bone_level)
+        augmentations = tta_variants(tta)
+        one = prepared if tta == "none" else Ensemble([prepared], augmentations, combine, False, inferer.bone_level)
         assert torch.equal(out, model_inferer(x, one))
         plain_calls = []
         plain.register_forward_hook(lambda *_: plain_calls.append(1))  # after the copies: on the plain network only

@@ -1,11 +1,11 @@
 """Networks MONAI lacks: the pix2pixHD multi-scale PatchGAN, the pix2pix U-Net, CycleGAN's ResNet generator, a
 generator whose definition is plain data and its 2.5D form (neighbouring slices as channels); the preparation of a
 network for training (one process or several; channels-last, with an instance norm that keeps that layout) and for
-fast inference; the choice of precision; ensembles and test-time flips with their spread."""
+fast inference; the choice of precision; ensembles and test-time flips and shifts with their spread."""
 
 from .channels_last_norm import ChannelsLastInstanceNorm
 from .distributed import for_training
-from .ensemble import BONE_RULES, COMBINE_RULES, Ensemble, flip_variants
+from .ensemble import BONE_RULES, COMBINE_RULES, Augmentation, Ensemble, tta_variants
 from .generator import Generator
 from .inference_network import prepare_for_inference
 from .multiscale_discriminator import MultiScaleDiscriminator
@@ -15,6 +15,7 @@ from .resnet_generator import ResNetGenerator
 from .slice_context import SliceContextGenerator
 
 __all__ = [
+    "Augmentation",
     "BONE_RULES",
     "COMBINE_RULES",
     "ChannelsLastInstanceNorm",
@@ -26,7 +27,7 @@ __all__ = [
     "Pix2PixUNet",
     "ResNetGenerator",
     "SliceContextGenerator",
-    "flip_variants",
+    "tta_variants",
     "for_training",
     "native_bf16",
     "prepare_for_inference",
