@@ -10,7 +10,8 @@ Prints the CPU's vector ISA and bf16 support, then, side by side for fp32 and bf
   body mask (``CropToMaskInferer``), also on the procedural head's mask box, as inference runs a case that has a mask;
 - end to end (``python -m custom infer`` in a fresh process, imports and I/O included): one volume, and a folder of
   ``--folder`` volumes per volume, with peak memory; on procedural heads made once under ``--work``;
-- the cost of ensembles and test-time flips: each added member and flip against one model (``--ensemble-shape``);
+- the cost of ensembles and test-time augmentation: each added member, flip and shift against one model
+  (``--ensemble-shape``);
 - with ``--canonical <checkout>``: canonical pix2pix's ``unet_256`` generator on the same volume, one slice at a time;
 - training (alone with ``--training-only``): seconds and CPU seconds per iteration at the bundle's training patch size
   (``patch_size``, or ``image_size``) and ``--batch`` (default: the bundle's ``batch_size``), generator +
@@ -136,10 +137,11 @@ def bench_network(
 
 
 def ensemble_report(configs: Path, shape: tuple[int, int, int], repeats: int) -> None:
-    """The cost of each added member and test-time flip: seconds per volume of ``shape`` through the bundle's
-    ``model_inferer`` wrapped in :class:`custom.inferers.EnsembleInferer` (the configs' ``inferer``), with 1-2 members
-    (random weights; the second a copy) and with or without ``--tta flip`` and the uncertainty map, against the single
-    model in the same run; bf16 where the CPU has it, else fp32."""
+    """The cost of each added member and test-time augmentation: seconds per volume of ``shape`` through the bundle's
+    ``model_inferer`` wrapped in :class:`custom.inferers.EnsembleInferer` (the configs' ``inferer``), with 1-4 members
+    (random weights; the others copies) and with or without ``--tta flip`` / ``flip_shift`` and the uncertainty map,
+    against the single model in the same run; bf16 where the CPU has it, else fp32. A shift pads the network's input
+    by ``tta_shift`` on both sides of each axis it moves, so it costs more than a pass of the unpadded input."""
     from custom.inferers import EnsembleInferer
 
     precision = "bf16" if native_bf16("cpu") else "fp32"
@@ -156,15 +158,27 @@ def ensemble_report(configs: Path, shape: tuple[int, int, int], repeats: int) ->
         ("1 model + flip", 0, "flip", False),
         ("2 members + flip + uncertainty", 1, "flip", True),
         ("4 members + flip + uncertainty", 3, "flip", True),
+        ("1 model + flip_shift", 0, "flip_shift", False),
+        ("2 members + flip_shift + uncertainty", 1, "flip_shift", True),
     ]
-    print(f"ensembles and test-time flips ({precision}, volume {tuple(volume.shape[2:])}, best of {repeats}):")
+    spatial_dims = parser["network_def"].get("spatial_dims", 2)
+    tta_shift = parser.get_parsed_content("tta_shift")
+    print(f"ensembles and test-time augmentation ({precision}, volume {tuple(volume.shape[2:])}, best of {repeats}):")
     print("| setting | network passes per window | s per volume | x one model |")
     print("|---|---|---|---|")
     single = None
     with torch.inference_mode():
         for name, others, tta, uncertainty in settings:
             members = [state] * others
-            inferer = EnsembleInferer(model_inferer, members, tta=tta, uncertainty=uncertainty, prepare=prepare)
+            inferer = EnsembleInferer(
+                model_inferer,
+                members,
+                tta,
+                tta_shift=tta_shift,
+                spatial_dims=spatial_dims,
+                uncertainty=uncertainty,
+                prepare=prepare,
+            )
             inferer(volume if whole_slices else volume[..., :2], network)  # warm-up, builds the members
             seconds = float("inf")
             for _ in range(repeats):
@@ -172,7 +186,7 @@ def ensemble_report(configs: Path, shape: tuple[int, int, int], repeats: int) ->
                 inferer(volume, network)
                 seconds = min(seconds, time.perf_counter() - start)
             single = single or seconds
-            passes = (others + 1) * (2 if tta == "flip" else 1)
+            passes = (others + 1) * len(inferer.augmentations)
             print(f"| {name} | {passes} | {seconds:.2f} | {seconds / single:.2f} |")
 
 

@@ -227,6 +227,31 @@ def test_inference_config_takes_the_device_as_text(bundle):
     assert parser.get_parsed_content("network") is not None
 
 
+@pytest.mark.parametrize("bundle", ["pix2pix_ngf", "cyclegan_cc", "mask2ct_lung", "swin_pix2pix_3d"])
+def test_each_bundles_tta_shift_fits_its_network(bundle):
+    """``--tta shift`` pads the network's input by the bundle's ``tta_shift`` on both sides of each axis it moves: the
+    padded size must suit the network (8 for BasicUNet, 32 for mask2ct_lung's 6-level Pix2PixUNet, which needs
+    multiples of 64, 16 for SwinUNETR's windows, multiples of 32), and the sCT keeps the input's grid. A shift the
+    network cannot take is one error that names tta_shift."""
+    from monai.bundle import ConfigParser
+
+    from custom.bundles import flat_config
+
+    parser = ConfigParser(flat_config(ROOT / "bundles" / bundle / "configs" / "inference.json"))
+    parser["device"], parser["tta"] = "cpu", "shift"
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def").eval()
+    shape = {"swin_pix2pix_3d": (64, 64, 32), "mask2ct_lung": (128, 128)}.get(bundle, (64, 64, 2))  # 2D PNG
+    x = torch.rand(1, 1, *shape) * 2 - 1
+    with torch.no_grad():
+        out = parser.get_parsed_content("inferer")(x, network)
+        assert out.shape == x.shape and torch.isfinite(out).all()
+        if bundle in ("mask2ct_lung", "swin_pix2pix_3d"):
+            parser["tta_shift"] = 3
+            with pytest.raises(InputError, match="tta_shift=3"):
+                parser.get_parsed_content("inferer", lazy=False)(x, network)
+
+
 @pytest.mark.parametrize(
     "bundle,tta,combine",
     [

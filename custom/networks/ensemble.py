@@ -50,6 +50,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from custom.errors import InputError
+
 __all__ = ["BONE_RULES", "COMBINE_RULES", "TTA_CHOICES", "Augmentation", "Ensemble", "tta_variants"]
 
 COMBINE_RULES = ("mean", "median", "bone_vote", "bone_half")
@@ -112,6 +114,8 @@ class Ensemble(torch.nn.Module):
     Raises:
         ValueError: no member, no augmentation, an unknown combine rule, a bone rule without a bone level, a shift
             that is not a whole number >= 1, or a member whose output has more than one channel.
+        InputError (when called): a network that refuses the shifted input's size (``tta_shift`` should be half the
+            size multiple the network needs: 8 for a 4-level BasicUNet, 32 for a 6-level Pix2PixUNet).
     """
 
     def __init__(
@@ -159,7 +163,14 @@ class Ensemble(torch.nn.Module):
             pad = [0] * (2 * (x.dim() - 2))  # F.pad lists (before, after) from the last axis backwards
             for d in shifts:
                 pad[2 * (x.dim() - 1 - d)] = pad[2 * (x.dim() - 1 - d) + 1] = self.shift
-            y = member(F.pad(x, pad, mode="replicate"))
+            padded = F.pad(x, pad, mode="replicate")
+            try:
+                y = member(padded)
+            except (RuntimeError, ValueError) as e:  # e.g. a U-Net whose input must be a multiple of its grid
+                raise InputError(
+                    f"Ensemble: the network refused the input shifted by tta_shift={self.shift} (padded to "
+                    f"{tuple(padded.shape[2:])}): {e}; set tta_shift to half the size multiple the network needs"
+                ) from e
             crop = [slice(self.shift, self.shift + x.shape[d]) if d in shifts else slice(None) for d in range(y.dim())]
             y = y[tuple(crop)]
         else:
