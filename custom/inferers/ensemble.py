@@ -1,10 +1,9 @@
 """An inferer that runs an ensemble of models, each under test-time augmentations, through another inferer.
 
 The members (the network the config loads, plus one copy of it per extra model file) and the augmentations (flips,
-shifts) are combined
-per voxel by :class:`custom.networks.Ensemble` (formulas there). The wrapped inferer (a ``SliceInferer``, a
-``SlidingWindowInferer``, a :class:`CropToMaskInferer`...) is called once with that ensemble as its network, so the
-input is read and tiled once and every member and augmentation sees the same windows.
+shifts) are combined per voxel by :class:`custom.networks.Ensemble` (formulas there). The wrapped inferer (a
+``SliceInferer``, a ``SlidingWindowInferer``, a :class:`CropToMaskInferer`...) is called once with that ensemble as its
+network, so the input is read and tiled once and every member and augmentation sees the same windows.
 
 Being the config's ``inferer``, it runs under ``python -m custom infer``, ``python -m monai.bundle run`` and MONAI
 Label alike (MONAI Label's bundle task loads ``network_def`` with ``models/model.pt`` itself and calls the bundle's

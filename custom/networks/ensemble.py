@@ -13,7 +13,7 @@ The augmentations (:func:`tta_variants`) are flips and shifts and their combinat
   grid; s = 8 is half a cell), so the network's aliasing at that grid differs while no voxel is lost or invented.
   Shift TTA against the pooling grid: Zhang, "Making convolutional networks shift-invariant again", ICML 2019
   (why outputs change under shifts); the padded size must suit the network (BasicUNet takes any size; a SwinUNETR
-  window needs multiples of 32, so s = 16 there).
+  window needs multiples of 32, so s = 16 there; a 6-level Pix2PixUNet multiples of 64, so s = 32).
 
 They are combined as follows:
 
@@ -169,7 +169,8 @@ class Ensemble(torch.nn.Module):
             except (RuntimeError, ValueError) as e:  # e.g. a U-Net whose input must be a multiple of its grid
                 raise InputError(
                     f"Ensemble: the network refused the input shifted by tta_shift={self.shift} (padded to "
-                    f"{tuple(padded.shape[2:])}): {e}; set tta_shift to half the size multiple the network needs"
+                    f"{tuple(padded.shape[2:])}): {e}; if the network needs sizes that are a multiple of some k, "
+                    "set tta_shift to k / 2"
                 ) from e
             crop = [slice(self.shift, self.shift + x.shape[d]) if d in shifts else slice(None) for d in range(y.dim())]
             y = y[tuple(crop)]
