@@ -158,10 +158,13 @@ def ensemble_report(configs: Path, shape: tuple[int, int, int], repeats: int) ->
         ("1 model + flip", 0, "flip", False),
         ("2 members + flip + uncertainty", 1, "flip", True),
         ("4 members + flip + uncertainty", 3, "flip", True),
-        ("1 model + flip_shift", 0, "flip_shift", False),
-        ("2 members + flip_shift + uncertainty", 1, "flip_shift", True),
     ]
     spatial_dims = parser["network_def"].get("spatial_dims", 2)
+    if spatial_dims == 2:
+        settings += [("1 model + flip_shift", 0, "flip_shift", False),
+                     ("2 members + flip_shift + uncertainty", 1, "flip_shift", True)]  # fmt: skip
+    else:  # 3D: 8 shifts, each on a window padded by 2 * tta_shift per axis; one row keeps the bench short
+        settings.append(("1 model + shift", 0, "shift", False))
     tta_shift = parser.get_parsed_content("tta_shift")
     print(f"ensembles and test-time augmentation ({precision}, volume {tuple(volume.shape[2:])}, best of {repeats}):")
     print("| setting | network passes per window | s per volume | x one model |")
